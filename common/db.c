@@ -1,0 +1,257 @@
+/*
+ * PostgreSQL pool (see db.h). Idle connections sit in a stack; a waiter blocks on a
+ * condition variable bound to CLOCK_MONOTONIC so its deadline ignores wall-clock jumps.
+ * Connecting happens outside the lock: a slow connect never blocks other threads.
+ */
+#include "db.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+
+struct pooled {
+    PGconn *conn;
+    int64_t opened_ms;
+};
+
+struct vap_db_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    struct vap_db_options opts;
+    char *conninfo;
+    char *app_name;
+    char options_param[64];
+    char timeout_param[16];
+    struct pooled *idle; /* stack of idle connections, capacity opts.size */
+    int idle_count;
+    int open_count; /* idle + in use + being opened */
+    int in_use;
+    /* opened_ms of in-use connections, looked up on release by PGconn pointer */
+    struct pooled *busy;
+};
+
+int vap_db_pool_create(struct vap_db_pool **out, const struct vap_db_options *opts)
+{
+    struct vap_db_pool *p;
+    pthread_condattr_t attr;
+
+    if (opts->size < 1 || opts->conninfo == NULL)
+        return VAP_EINVAL;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return VAP_ENOMEM;
+    p->opts = *opts;
+    p->conninfo = strdup(opts->conninfo);
+    p->app_name = strdup(opts->application_name ? opts->application_name : "vap");
+    p->idle = calloc((size_t)opts->size, sizeof(*p->idle));
+    p->busy = calloc((size_t)opts->size, sizeof(*p->busy));
+    if (!p->conninfo || !p->app_name || !p->idle || !p->busy) {
+        free(p->conninfo);
+        free(p->app_name);
+        free(p->idle);
+        free(p->busy);
+        free(p);
+        return VAP_ENOMEM;
+    }
+    snprintf(p->options_param, sizeof(p->options_param), "-c statement_timeout=%d",
+             opts->statement_timeout_ms);
+    snprintf(p->timeout_param, sizeof(p->timeout_param), "%d",
+             opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 2);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->freed, &attr);
+    pthread_condattr_destroy(&attr);
+    *out = p;
+    return 0;
+}
+
+void vap_db_pool_destroy(struct vap_db_pool *pool)
+{
+    if (!pool)
+        return;
+    for (int i = 0; i < pool->idle_count; i++)
+        PQfinish(pool->idle[i].conn);
+    pthread_mutex_destroy(&pool->lock);
+    pthread_cond_destroy(&pool->freed);
+    free(pool->idle);
+    free(pool->busy);
+    free(pool->conninfo);
+    free(pool->app_name);
+    free(pool);
+}
+
+static PGconn *open_connection(struct vap_db_pool *pool)
+{
+    const char *keys[] = {"dbname", "connect_timeout", "options", "application_name", NULL};
+    const char *vals[] = {pool->conninfo, pool->timeout_param, pool->options_param,
+                          pool->app_name, NULL};
+    /* expand_dbname=1: the first dbname may be a full URI or conninfo string; the
+     * later keys override what it says. */
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (conn && PQstatus(conn) == CONNECTION_OK)
+        return conn;
+    if (conn) {
+        /* PQerrorMessage never contains the password; keep the first line. */
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+        msg[strcspn(msg, "\n")] = '\0';
+        vap_warn(NULL, "database connect failed: %s", msg);
+        PQfinish(conn);
+    }
+    return NULL;
+}
+
+static void deadline_to_timespec(int64_t deadline_ms, struct timespec *ts)
+{
+    ts->tv_sec = deadline_ms / 1000;
+    ts->tv_nsec = (deadline_ms % 1000) * 1000000;
+}
+
+static void remember_busy(struct vap_db_pool *pool, PGconn *conn, int64_t opened_ms)
+{
+    for (int i = 0; i < pool->opts.size; i++) {
+        if (pool->busy[i].conn == NULL) {
+            pool->busy[i].conn = conn;
+            pool->busy[i].opened_ms = opened_ms;
+            return;
+        }
+    }
+}
+
+int vap_db_acquire(struct vap_db_pool *pool, PGconn **conn, int64_t deadline_ms)
+{
+    struct timespec ts;
+    PGconn *c;
+
+    deadline_to_timespec(deadline_ms, &ts);
+    pthread_mutex_lock(&pool->lock);
+    for (;;) {
+        if (pool->idle_count > 0) {
+            struct pooled got = pool->idle[--pool->idle_count];
+            pool->in_use++;
+            remember_busy(pool, got.conn, got.opened_ms);
+            pthread_mutex_unlock(&pool->lock);
+            *conn = got.conn;
+            return 0;
+        }
+        if (pool->open_count < pool->opts.size)
+            break;
+        if (pthread_cond_timedwait(&pool->freed, &pool->lock, &ts) == ETIMEDOUT) {
+            pthread_mutex_unlock(&pool->lock);
+            return VAP_ETIMEDOUT;
+        }
+    }
+    pool->open_count++;
+    pthread_mutex_unlock(&pool->lock);
+
+    c = open_connection(pool);
+
+    pthread_mutex_lock(&pool->lock);
+    if (!c) {
+        pool->open_count--;
+        pthread_cond_signal(&pool->freed);
+        pthread_mutex_unlock(&pool->lock);
+        return VAP_EUNAVAIL;
+    }
+    pool->in_use++;
+    remember_busy(pool, c, vap_now_ms());
+    pthread_mutex_unlock(&pool->lock);
+    *conn = c;
+    return 0;
+}
+
+void vap_db_release(struct vap_db_pool *pool, PGconn *conn)
+{
+    int64_t opened_ms = 0;
+    int keep;
+
+    if (!conn)
+        return;
+    pthread_mutex_lock(&pool->lock);
+    for (int i = 0; i < pool->opts.size; i++) {
+        if (pool->busy[i].conn == conn) {
+            opened_ms = pool->busy[i].opened_ms;
+            pool->busy[i].conn = NULL;
+            break;
+        }
+    }
+    pool->in_use--;
+    keep = PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_IDLE &&
+           (pool->opts.max_age_s <= 0 ||
+            vap_now_ms() - opened_ms < (int64_t)pool->opts.max_age_s * 1000);
+    if (keep) {
+        pool->idle[pool->idle_count].conn = conn;
+        pool->idle[pool->idle_count].opened_ms = opened_ms;
+        pool->idle_count++;
+    } else {
+        pool->open_count--;
+    }
+    pthread_cond_signal(&pool->freed);
+    pthread_mutex_unlock(&pool->lock);
+    if (!keep)
+        PQfinish(conn);
+}
+
+void vap_db_pool_stats(struct vap_db_pool *pool, int *open, int *in_use)
+{
+    pthread_mutex_lock(&pool->lock);
+    *open = pool->open_count;
+    *in_use = pool->in_use;
+    pthread_mutex_unlock(&pool->lock);
+}
+
+static int classify_result(PGconn *conn, PGresult *res, const char *request_id)
+{
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    const char *state;
+    char msg[256];
+
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return 0;
+    if (PQstatus(conn) != CONNECTION_OK)
+        return VAP_EUNAVAIL;
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (state && strcmp(state, "23505") == 0)
+        return VAP_ECONFLICT;
+    if (state && strcmp(state, "57014") == 0)
+        return VAP_ETIMEDOUT;
+    /* Connection-class errors (08xxx), admin shutdown (57P01..57P03). */
+    if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0))
+        return VAP_EUNAVAIL;
+    snprintf(msg, sizeof(msg), "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+    msg[strcspn(msg, "\n")] = '\0';
+    vap_error(request_id, "database statement failed sqlstate=%s error=\"%s\"",
+              state ? state : "-", msg);
+    return VAP_EDB;
+}
+
+int vap_db_exec(PGconn *conn, const char *request_id, const char *sql, int nparams,
+                const char *const *params, PGresult **out)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    int rv = classify_result(conn, res, request_id);
+    if (rv != 0 || out == NULL) {
+        PQclear(res);
+        if (out)
+            *out = NULL;
+        return rv;
+    }
+    *out = res;
+    return 0;
+}
+
+int vap_db_command(PGconn *conn, const char *request_id, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    int rv = classify_result(conn, res, request_id);
+    PQclear(res);
+    return rv;
+}

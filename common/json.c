@@ -1,0 +1,157 @@
+/* Strict JSON field readers with FastAPI-shaped validation errors (see json.h). */
+#include "json.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+void vap_verrors_add(struct vap_verrors *v, const char *field, const char *msg,
+                     const char *type)
+{
+    vap_verrors_add_at(v, "body", field, msg, type);
+}
+
+void vap_verrors_add_at(struct vap_verrors *v, const char *where, const char *field,
+                        const char *msg, const char *type)
+{
+    json_t *loc;
+    if (!v->list)
+        v->list = json_array();
+    if (!v->list)
+        return;
+    loc = field ? json_pack("[s,s]", where, field) : json_pack("[s]", where);
+    json_array_append_new(v->list, json_pack("{s:o, s:s, s:s}", "loc", loc, "msg", msg,
+                                             "type", type));
+}
+
+int vap_verrors_any(const struct vap_verrors *v)
+{
+    return v->list != NULL && json_array_size(v->list) > 0;
+}
+
+void vap_verrors_clear(struct vap_verrors *v)
+{
+    json_decref(v->list);
+    v->list = NULL;
+}
+
+int vap_json_parse_object(const char *body, size_t len, json_t **out, struct vap_verrors *v)
+{
+    json_error_t jerr;
+    json_t *root;
+    char msg[200];
+
+    if (len == 0) {
+        vap_verrors_add(v, NULL, "field required", "value_error.missing");
+        return VAP_EINVAL;
+    }
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(msg, sizeof(msg), "invalid JSON: %s (position %d)", jerr.text,
+                 jerr.position);
+        vap_verrors_add(v, NULL, msg, "value_error.jsondecode");
+        return VAP_EINVAL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        vap_verrors_add(v, NULL, "value is not a valid dict", "type_error.dict");
+        return VAP_EINVAL;
+    }
+    *out = root;
+    return 0;
+}
+
+static int missing(const char *name, int required, int *present, struct vap_verrors *v)
+{
+    if (present)
+        *present = 0;
+    if (!required)
+        return 0;
+    vap_verrors_add(v, name, "field required", "value_error.missing");
+    return VAP_EINVAL;
+}
+
+int vap_json_int_field(json_t *obj, const char *name, int64_t min, int64_t max, int required,
+                       int64_t *out, int *present, struct vap_verrors *v)
+{
+    json_t *f = json_object_get(obj, name);
+    char msg[96];
+    int64_t val;
+
+    if (!f || json_is_null(f))
+        return missing(name, required, present, v);
+    if (present)
+        *present = 1;
+    if (!json_is_integer(f)) {
+        vap_verrors_add(v, name, "value is not a valid integer", "type_error.integer");
+        return VAP_EINVAL;
+    }
+    val = json_integer_value(f);
+    if (val < min || val > max) {
+        snprintf(msg, sizeof(msg), "must be between %lld and %lld", (long long)min,
+                 (long long)max);
+        vap_verrors_add(v, name, msg, "value_error.number.not_in_range");
+        return VAP_EINVAL;
+    }
+    *out = val;
+    return 0;
+}
+
+int vap_json_string_field(json_t *obj, const char *name, size_t min_len, size_t max_len,
+                          int required, const char **out, int *present,
+                          struct vap_verrors *v)
+{
+    json_t *f = json_object_get(obj, name);
+    char msg[96];
+    size_t len;
+
+    if (!f || json_is_null(f))
+        return missing(name, required, present, v);
+    if (present)
+        *present = 1;
+    if (!json_is_string(f)) {
+        vap_verrors_add(v, name, "str type expected", "type_error.str");
+        return VAP_EINVAL;
+    }
+    len = json_string_length(f);
+    if (len < min_len || len > max_len || strlen(json_string_value(f)) != len) {
+        snprintf(msg, sizeof(msg), "length must be between %zu and %zu", min_len, max_len);
+        vap_verrors_add(v, name, msg, "value_error.any_str.length");
+        return VAP_EINVAL;
+    }
+    *out = json_string_value(f);
+    return 0;
+}
+
+int vap_json_bool_field(json_t *obj, const char *name, int required, int *out, int *present,
+                        struct vap_verrors *v)
+{
+    json_t *f = json_object_get(obj, name);
+    if (!f || json_is_null(f))
+        return missing(name, required, present, v);
+    if (present)
+        *present = 1;
+    if (!json_is_boolean(f)) {
+        vap_verrors_add(v, name, "value could not be parsed to a boolean", "type_error.bool");
+        return VAP_EINVAL;
+    }
+    *out = json_is_true(f);
+    return 0;
+}
+
+int vap_parse_int64(const char *text, int64_t min, int64_t max, int64_t *out)
+{
+    char *end = NULL;
+    long long val;
+    if (!text || !*text || *text == ' ' || *text == '+')
+        return VAP_EINVAL;
+    errno = 0;
+    val = strtoll(text, &end, 10);
+    if (errno != 0 || *end != '\0' || val < min || val > max)
+        return VAP_EINVAL;
+    *out = val;
+    return 0;
+}

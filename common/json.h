@@ -1,0 +1,60 @@
+/*
+ * JSON helpers over jansson for request bodies: strict field readers that collect
+ * FastAPI-shaped validation errors ({"loc":["body",field],"msg":...,"type":...}) so a
+ * handler reports every bad field at once. Types are strict: "3" is not an integer,
+ * 1.5 is not an integer, true is not an integer.
+ */
+#ifndef VAP_JSON_H
+#define VAP_JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A list of validation errors; starts empty. */
+struct vap_verrors {
+    json_t *list; /* JSON array, created on first error */
+};
+
+/* Adds one error at loc ["body", field] (field NULL: ["body"]). */
+void vap_verrors_add(struct vap_verrors *v, const char *field, const char *msg,
+                     const char *type);
+
+/* Adds one error at loc [where, field]; where is "body", "query" or "path". */
+void vap_verrors_add_at(struct vap_verrors *v, const char *where, const char *field,
+                        const char *msg, const char *type);
+
+/* Whether any error was added. */
+int vap_verrors_any(const struct vap_verrors *v);
+
+/* Frees the list. */
+void vap_verrors_clear(struct vap_verrors *v);
+
+/*
+ * Parses body as a JSON object. On failure adds an error (type "value_error.jsondecode"
+ * or "type_error.dict") and returns VAP_EINVAL. *out is owned by the caller.
+ */
+int vap_json_parse_object(const char *body, size_t len, json_t **out, struct vap_verrors *v);
+
+/*
+ * Reads integer field name of obj into *out, checking min..max. Missing: an error if
+ * required, else 0 with *present = 0. Returns 0 or VAP_EINVAL (error added).
+ * present may be NULL.
+ */
+int vap_json_int_field(json_t *obj, const char *name, int64_t min, int64_t max, int required,
+                       int64_t *out, int *present, struct vap_verrors *v);
+
+/* Reads a string field whose length (bytes) is within min_len..max_len. *out points
+ * into obj. Same conventions as vap_json_int_field. */
+int vap_json_string_field(json_t *obj, const char *name, size_t min_len, size_t max_len,
+                          int required, const char **out, int *present,
+                          struct vap_verrors *v);
+
+/* Reads a boolean field. Same conventions. */
+int vap_json_bool_field(json_t *obj, const char *name, int required, int *out, int *present,
+                        struct vap_verrors *v);
+
+/* Strict decimal parse of a whole string into min..max; 0 or VAP_EINVAL. */
+int vap_parse_int64(const char *text, int64_t min, int64_t max, int64_t *out);
+
+#endif

@@ -1,0 +1,357 @@
+/*
+ * nng + protobuf-c request/reply (see rpc.h). Each call uses its own nng context on a
+ * shared req0 socket, so many threads call concurrently without head-of-line
+ * blocking; the server runs a fixed set of threads, each looping over its own rep0
+ * context.
+ */
+#include "rpc.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "rpc.pb-c.h"
+
+/* Largest message either side accepts; OTP lists of 1000 entries fit easily. */
+#define RPC_MAX_MSG (4 * 1024 * 1024)
+
+struct vap_rpc_client {
+    nng_socket sock;
+};
+
+int vap_rpc_client_open(struct vap_rpc_client **out, const char *url)
+{
+    struct vap_rpc_client *c = calloc(1, sizeof(*c));
+    int rv;
+    if (!c)
+        return VAP_ENOMEM;
+    rv = nng_req0_open(&c->sock);
+    if (rv != 0) {
+        free(c);
+        return VAP_EINTERNAL;
+    }
+    nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_MSG);
+    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
+    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500);
+    /* Callers bound every call with a deadline; a resend timer shorter than that would
+     * only duplicate work. Resends still happen when a connection breaks. */
+    nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK);
+    if (rv != 0) {
+        vap_error(NULL, "rpc dial failed url=%s error=\"%s\"", url, nng_strerror(rv));
+        nng_close(c->sock);
+        free(c);
+        return VAP_EINVAL;
+    }
+    *out = c;
+    return 0;
+}
+
+void vap_rpc_client_close(struct vap_rpc_client *client)
+{
+    if (!client)
+        return;
+    nng_close(client->sock);
+    free(client);
+}
+
+void vap_rpc_result_clear(struct vap_rpc_result *res)
+{
+    if (res->reply) {
+        protobuf_c_message_free_unpacked(res->reply, NULL);
+        res->reply = NULL;
+    }
+}
+
+/* Synchronous send/receive on a context with a timeout (nng 1.5 has no
+ * nng_ctx_sendmsg). On a failed send the caller still owns msg. Returns an nng error. */
+static int ctx_send(nng_ctx ctx, nng_msg *msg, nng_duration timeout)
+{
+    nng_aio *aio;
+    int rv = nng_aio_alloc(&aio, NULL, NULL);
+    if (rv != 0)
+        return rv;
+    nng_aio_set_msg(aio, msg);
+    nng_aio_set_timeout(aio, timeout);
+    nng_ctx_send(ctx, aio);
+    nng_aio_wait(aio);
+    rv = nng_aio_result(aio);
+    nng_aio_free(aio);
+    return rv;
+}
+
+static int ctx_recv(nng_ctx ctx, nng_msg **msg, nng_duration timeout)
+{
+    nng_aio *aio;
+    int rv = nng_aio_alloc(&aio, NULL, NULL);
+    if (rv != 0)
+        return rv;
+    nng_aio_set_timeout(aio, timeout);
+    nng_ctx_recv(ctx, aio);
+    nng_aio_wait(aio);
+    rv = nng_aio_result(aio);
+    if (rv == 0)
+        *msg = nng_aio_get_msg(aio);
+    nng_aio_free(aio);
+    return rv;
+}
+
+static int pack_to_msg(const ProtobufCMessage *m, nng_msg **out)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    nng_msg *msg;
+    if (nng_msg_alloc(&msg, len) != 0)
+        return VAP_ENOMEM;
+    protobuf_c_message_pack(m, nng_msg_body(msg));
+    *out = msg;
+    return 0;
+}
+
+int vap_rpc_call(struct vap_rpc_client *client, const char *method, const char *request_id,
+                 const ProtobufCMessage *request, const ProtobufCMessageDescriptor *reply_desc,
+                 int64_t deadline_ms, struct vap_rpc_result *res)
+{
+    Vap__RpcRequest env = VAP__RPC_REQUEST__INIT;
+    Vap__RpcReply *reply = NULL;
+    uint8_t *body = NULL;
+    nng_msg *msg = NULL;
+    nng_ctx ctx;
+    int64_t left = vap_ms_left(deadline_ms);
+    int rv, nrv;
+
+    memset(res, 0, sizeof(*res));
+    if (left <= 0)
+        return VAP_ETIMEDOUT;
+    if (request) {
+        env.body.len = protobuf_c_message_get_packed_size(request);
+        body = malloc(env.body.len ? env.body.len : 1);
+        if (!body)
+            return VAP_ENOMEM;
+        protobuf_c_message_pack(request, body);
+        env.body.data = body;
+    }
+    env.method = (char *)method;
+    env.request_id = (char *)(request_id ? request_id : "");
+    env.budget_ms = (uint32_t)left;
+    rv = pack_to_msg(&env.base, &msg);
+    free(body);
+    if (rv != 0)
+        return rv;
+
+    nrv = nng_ctx_open(&ctx, client->sock);
+    if (nrv != 0) {
+        nng_msg_free(msg);
+        return VAP_EUNAVAIL;
+    }
+    nrv = ctx_send(ctx, msg, (nng_duration)left);
+    if (nrv != 0) {
+        nng_msg_free(msg); /* ownership passes to nng only on success */
+        nng_ctx_close(ctx);
+        return nrv == NNG_ETIMEDOUT ? VAP_ETIMEDOUT : VAP_EUNAVAIL;
+    }
+    left = vap_ms_left(deadline_ms);
+    nrv = ctx_recv(ctx, &msg, (nng_duration)(left > 0 ? left : 1));
+    nng_ctx_close(ctx);
+    if (nrv != 0)
+        return nrv == NNG_ETIMEDOUT ? VAP_ETIMEDOUT : VAP_EUNAVAIL;
+
+    reply = vap__rpc_reply__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+    nng_msg_free(msg);
+    if (!reply) {
+        vap_error(request_id, "rpc reply does not decode method=%s", method);
+        return VAP_EPROTO;
+    }
+    res->status = reply->status;
+    res->retry_after = reply->retry_after;
+    snprintf(res->detail, sizeof(res->detail), "%s", reply->detail ? reply->detail : "");
+    snprintf(res->field, sizeof(res->field), "%s", reply->field ? reply->field : "");
+    rv = 0;
+    if (reply_desc && res->status >= 200 && res->status < 300) {
+        res->reply = protobuf_c_message_unpack(reply_desc, NULL, reply->body.len,
+                                               reply->body.data);
+        if (!res->reply) {
+            vap_error(request_id, "rpc reply body does not decode method=%s", method);
+            rv = VAP_EPROTO;
+        }
+    }
+    vap__rpc_reply__free_unpacked(reply, NULL);
+    return rv;
+}
+
+/* ---- server ---- */
+
+struct vap_rpc_server {
+    nng_socket sock;
+    const struct vap_rpc_method *methods;
+    void *user;
+    int nthreads;
+    pthread_t *threads;
+    atomic_int stopping;
+};
+
+int vap_rpc_response_body(struct vap_rpc_response *resp, const ProtobufCMessage *msg)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return VAP_ENOMEM;
+    protobuf_c_message_pack(msg, buf);
+    free(resp->body);
+    resp->body = buf;
+    resp->body_len = len;
+    return 0;
+}
+
+void vap_rpc_response_error(struct vap_rpc_response *resp, int status, const char *fmt, ...)
+{
+    va_list ap;
+    resp->status = status;
+    va_start(ap, fmt);
+    vsnprintf(resp->detail, sizeof(resp->detail), fmt, ap);
+    va_end(ap);
+}
+
+static const struct vap_rpc_method *find_method(const struct vap_rpc_method *methods,
+                                                const char *name)
+{
+    for (const struct vap_rpc_method *m = methods; m->name; m++)
+        if (strcmp(m->name, name) == 0)
+            return m;
+    return NULL;
+}
+
+/* Decodes one request, runs its handler and packs the reply. Returns NULL to drop. */
+static nng_msg *serve_one(struct vap_rpc_server *srv, nng_msg *in)
+{
+    Vap__RpcRequest *env = vap__rpc_request__unpack(NULL, nng_msg_len(in), nng_msg_body(in));
+    Vap__RpcReply out = VAP__RPC_REPLY__INIT;
+    struct vap_rpc_response resp;
+    struct vap_rpc_request req;
+    ProtobufCMessage *body = NULL;
+    const struct vap_rpc_method *m;
+    nng_msg *reply = NULL;
+    int64_t received = vap_now_ms();
+
+    memset(&resp, 0, sizeof(resp));
+    resp.status = 200;
+    if (!env) {
+        vap_warn(NULL, "rpc request does not decode; dropped");
+        return NULL;
+    }
+    req.method = env->method;
+    req.request_id = env->request_id;
+    req.deadline_ms = received + env->budget_ms;
+    m = find_method(srv->methods, env->method);
+    if (!m) {
+        vap_rpc_response_error(&resp, 501, "unknown method");
+    } else {
+        body = protobuf_c_message_unpack(m->request_desc, NULL, env->body.len, env->body.data);
+        if (!body) {
+            vap_rpc_response_error(&resp, 400, "request body does not decode");
+        } else {
+            req.body = body;
+            m->handler(srv->user, &req, &resp);
+        }
+    }
+    if (vap_ms_left(req.deadline_ms) <= 0) {
+        /* The caller has given up; an answer now would only be discarded. */
+        vap_warn(req.request_id, "rpc answered after deadline method=%s took_ms=%lld",
+                 env->method, (long long)(vap_now_ms() - received));
+    }
+    out.status = resp.status;
+    out.detail = resp.detail;
+    out.field = resp.field;
+    out.retry_after = resp.retry_after;
+    out.body.data = resp.body;
+    out.body.len = resp.body_len;
+    if (pack_to_msg(&out.base, &reply) != 0)
+        reply = NULL;
+    free(resp.body);
+    if (body)
+        protobuf_c_message_free_unpacked(body, NULL);
+    vap__rpc_request__free_unpacked(env, NULL);
+    return reply;
+}
+
+static void *server_thread(void *arg)
+{
+    struct vap_rpc_server *srv = arg;
+    nng_ctx ctx;
+
+    if (nng_ctx_open(&ctx, srv->sock) != 0) {
+        vap_error(NULL, "rpc server: cannot open context");
+        return NULL;
+    }
+    while (!atomic_load(&srv->stopping)) {
+        nng_msg *in = NULL, *out;
+        int rv = ctx_recv(ctx, &in, 200);
+        if (rv == NNG_ETIMEDOUT)
+            continue;
+        if (rv != 0)
+            break;
+        out = serve_one(srv, in);
+        nng_msg_free(in);
+        if (out && ctx_send(ctx, out, 1000) != 0)
+            nng_msg_free(out);
+    }
+    nng_ctx_close(ctx);
+    return NULL;
+}
+
+int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
+                         const struct vap_rpc_method *methods, void *user, int nthreads)
+{
+    struct vap_rpc_server *srv = calloc(1, sizeof(*srv));
+    int rv;
+
+    if (!srv)
+        return VAP_ENOMEM;
+    srv->methods = methods;
+    srv->user = user;
+    srv->threads = calloc((size_t)nthreads, sizeof(pthread_t));
+    if (!srv->threads) {
+        free(srv);
+        return VAP_ENOMEM;
+    }
+    rv = nng_rep0_open(&srv->sock);
+    if (rv == 0) {
+        nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_MSG);
+        rv = nng_listen(srv->sock, url, NULL, 0);
+        if (rv != 0)
+            nng_close(srv->sock);
+    }
+    if (rv != 0) {
+        vap_error(NULL, "rpc listen failed url=%s error=\"%s\"", url, nng_strerror(rv));
+        free(srv->threads);
+        free(srv);
+        return VAP_EUNAVAIL;
+    }
+    for (int i = 0; i < nthreads; i++) {
+        if (pthread_create(&srv->threads[i], NULL, server_thread, srv) != 0)
+            break;
+        srv->nthreads++;
+    }
+    *out = srv;
+    return 0;
+}
+
+void vap_rpc_server_stop(struct vap_rpc_server *srv)
+{
+    if (!srv)
+        return;
+    atomic_store(&srv->stopping, 1);
+    for (int i = 0; i < srv->nthreads; i++)
+        pthread_join(srv->threads[i], NULL);
+    nng_close(srv->sock);
+    free(srv->threads);
+    free(srv);
+}

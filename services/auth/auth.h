@@ -1,0 +1,72 @@
+/*
+ * vap-auth's shared state and the entry points of its RPC handlers. One struct
+ * auth_ctx lives for the process; handlers run on the RPC server's threads and reach
+ * the database through its pool.
+ */
+#ifndef VAP_AUTH_H
+#define VAP_AUTH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "codes.h"
+#include "db.h"
+#include "pubsub.h"
+#include "rpc.h"
+#include "throttle.h"
+#include "token.h"
+
+struct auth_ctx {
+    struct vap_db_pool *db;
+    struct vap_pub *events;
+    struct auth_codes codes;          /* OTP hashing and encryption keys */
+    const uint8_t *jwt_key;
+    size_t jwt_key_len;
+    long token_ttl_s;
+    struct auth_throttle *throttle_addr;  /* failed logins per client address */
+    struct auth_throttle *throttle_user;  /* failed admin logins per username */
+    pthread_mutex_t events_lock;          /* keeps seq order equal to publish order */
+    char instance[33];
+    atomic_uint_fast64_t seq;             /* last event seq published */
+    pthread_mutex_t hash_slots_lock;      /* bounds concurrent argon2id hashing */
+    pthread_cond_t hash_slots_cond;
+    int hash_slots;
+};
+
+/* Runs on the RPC threads. */
+void auth_login_admin(void *user, const struct vap_rpc_request *req,
+                      struct vap_rpc_response *resp);
+void auth_change_password(void *user, const struct vap_rpc_request *req,
+                          struct vap_rpc_response *resp);
+void auth_login_otp(void *user, const struct vap_rpc_request *req,
+                    struct vap_rpc_response *resp);
+void auth_otp_list(void *user, const struct vap_rpc_request *req,
+                   struct vap_rpc_response *resp);
+void auth_otp_create(void *user, const struct vap_rpc_request *req,
+                     struct vap_rpc_response *resp);
+void auth_otp_update(void *user, const struct vap_rpc_request *req,
+                     struct vap_rpc_response *resp);
+void auth_otp_delete(void *user, const struct vap_rpc_request *req,
+                     struct vap_rpc_response *resp);
+void auth_revocations(void *user, const struct vap_rpc_request *req,
+                      struct vap_rpc_response *resp);
+void auth_ping(void *user, const struct vap_rpc_request *req, struct vap_rpc_response *resp);
+
+/* Creates the default admin if no admin of that name exists. Blocks. */
+int auth_ensure_default_admin(struct auth_ctx *ctx);
+
+/* Publishes that an OTP's tokens stop (revoked) or start again working. */
+void auth_publish_otp_changed(struct auth_ctx *ctx, int64_t otp_id, int revoked);
+
+/* Publishes an admin's new password version. */
+void auth_publish_password_changed(struct auth_ctx *ctx, const char *username, int version);
+
+/* Maps a pool/db error to a reply: 503 for unavailable/timeouts, 500 otherwise. */
+void auth_db_error(struct vap_rpc_response *resp, int err);
+
+/* Signs a token for claims and packs a TokenReply into resp. */
+void auth_reply_token(struct auth_ctx *ctx, struct vap_token_claims *claims,
+                      struct vap_rpc_response *resp);
+
+#endif

@@ -1,0 +1,206 @@
+/*
+ * vap-auth: administrators, passwords, one-time codes, login throttling and token
+ * issuing, served to the gateways over nng req/rep (AUTH_RPC_URL), with revocation
+ * events on pub/sub (AUTH_EVENTS_URL). It owns the PostgreSQL schema "auth" and applies
+ * its migrations at start. SIGTERM stops taking requests and lets those in progress
+ * finish.
+ */
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "auth.pb-c.h"
+#include "clock.h"
+#include "config.h"
+#include "embedded.h"
+#include "err.h"
+#include "log.h"
+#include "migrate.h"
+#include "signals.h"
+
+extern const struct vap_embedded_file auth_migrations_files[];
+
+static struct {
+    const char *database_url;
+    const char *secret_key;
+    const char *rpc_url;
+    const char *events_url;
+    const char *log_level;
+    long token_minutes;
+    long pool_size;
+    long threads;
+    long statement_timeout_ms;
+    long throttle_max;
+    long throttle_user_max;
+    long throttle_window_s;
+    long throttle_block_s;
+} cfg;
+
+static const struct vap_config_item config_table[] = {
+    {"DATABASE_URL", VAP_CONFIG_STRING, NULL, 0, 0, 1, &cfg.database_url,
+     "PostgreSQL URL, e.g. postgresql://vap:pw@127.0.0.1:5433/vap"},
+    {"SECRET_KEY", VAP_CONFIG_STRING, NULL, 0, 0, 1, &cfg.secret_key,
+     "token signing key (./portal up generates one)"},
+    {"AUTH_RPC_URL", VAP_CONFIG_STRING, "tcp://127.0.0.1:7101", 0, 0, 0, &cfg.rpc_url, NULL},
+    {"AUTH_EVENTS_URL", VAP_CONFIG_STRING, "tcp://127.0.0.1:7102", 0, 0, 0, &cfg.events_url,
+     NULL},
+    {"LOG_LEVEL", VAP_CONFIG_STRING, "info", 0, 0, 0, &cfg.log_level, NULL},
+    {"ACCESS_TOKEN_EXPIRE_MINUTES", VAP_CONFIG_INT, "60", 1, 10080, 0, &cfg.token_minutes,
+     NULL},
+    {"AUTH_DB_POOL_SIZE", VAP_CONFIG_INT, "8", 1, 256, 0, &cfg.pool_size, NULL},
+    {"AUTH_THREADS", VAP_CONFIG_INT, "16", 1, 256, 0, &cfg.threads, NULL},
+    {"DB_STATEMENT_TIMEOUT_MS", VAP_CONFIG_INT, "5000", 100, 600000, 0,
+     &cfg.statement_timeout_ms, NULL},
+    {"THROTTLE_MAX_FAILURES", VAP_CONFIG_INT, "10", 1, 100000, 0, &cfg.throttle_max, NULL},
+    {"THROTTLE_USER_MAX_FAILURES", VAP_CONFIG_INT, "30", 1, 100000, 0, &cfg.throttle_user_max,
+     NULL},
+    {"THROTTLE_WINDOW_S", VAP_CONFIG_INT, "300", 1, 86400, 0, &cfg.throttle_window_s, NULL},
+    {"THROTTLE_BLOCK_S", VAP_CONFIG_INT, "300", 1, 86400, 0, &cfg.throttle_block_s, NULL},
+};
+
+static const struct vap_rpc_method methods[] = {
+    {"auth.login_admin", &vap__login_admin_request__descriptor, auth_login_admin},
+    {"auth.change_password", &vap__change_password_request__descriptor, auth_change_password},
+    {"auth.login_otp", &vap__login_otp_request__descriptor, auth_login_otp},
+    {"auth.otp_list", &vap__otp_list_request__descriptor, auth_otp_list},
+    {"auth.otp_create", &vap__otp_create_request__descriptor, auth_otp_create},
+    {"auth.otp_update", &vap__otp_update_request__descriptor, auth_otp_update},
+    {"auth.otp_delete", &vap__otp_delete_request__descriptor, auth_otp_delete},
+    {"auth.revocations", &vap__empty__descriptor, auth_revocations},
+    {"auth.ping", &vap__empty__descriptor, auth_ping},
+    {NULL, NULL, NULL},
+};
+
+static int stop_requested;
+
+/* Applies migrations, retrying while the database is not up yet (e.g. after a reboot). */
+static int migrate_with_retry(struct auth_ctx *ctx)
+{
+    int64_t give_up = vap_now_ms() + 60000;
+    while (!stop_requested) {
+        PGconn *conn = NULL;
+        int rv = vap_db_acquire(ctx->db, &conn, vap_now_ms() + 5000);
+        if (rv == 0) {
+            rv = vap_migrate(conn, "auth", auth_migrations_files, NULL);
+            vap_db_release(ctx->db, conn);
+            if (rv == 0)
+                rv = auth_ensure_default_admin(ctx);
+            if (rv == 0)
+                return 0;
+        }
+        if (vap_now_ms() > give_up) {
+            vap_error(NULL, "database not usable after 60 s: %s", vap_strerror(rv));
+            return rv;
+        }
+        vap_warn(NULL, "database not ready (%s); retrying", vap_strerror(rv));
+        int sig = vap_signals_wait(1000);
+        if (sig == SIGTERM || sig == SIGINT)
+            stop_requested = 1;
+    }
+    return VAP_EUNAVAIL;
+}
+
+static int make_throttle(struct auth_throttle **out, long max, long window_s, long block_s)
+{
+    struct auth_throttle_limits lim = {
+        .max_failures = (int)max,
+        .window_ms = window_s * 1000,
+        .block_ms = block_s * 1000,
+        .capacity = 65536,
+    };
+    return auth_throttle_create(out, &lim);
+}
+
+int main(void)
+{
+    static struct auth_ctx ctx;
+    struct vap_rpc_server *server = NULL;
+    enum vap_log_level level = VAP_LOG_INFO;
+    char err[256];
+    int rv;
+
+    vap_signals_block();
+    vap_log_init("auth", VAP_LOG_INFO);
+    if (sodium_init() < 0) {
+        vap_error(NULL, "libsodium failed to initialise");
+        return 1;
+    }
+    if (vap_config_load(config_table, sizeof(config_table) / sizeof(config_table[0]), err,
+                        sizeof(err)) != 0) {
+        vap_error(NULL, "configuration error: %s", err);
+        return 2;
+    }
+    if (vap_log_parse_level(cfg.log_level, &level) != 0) {
+        vap_error(NULL, "configuration error: LOG_LEVEL: unknown level \"%s\"", cfg.log_level);
+        return 2;
+    }
+    if (strlen(cfg.secret_key) < 16) {
+        vap_error(NULL, "configuration error: SECRET_KEY: must be at least 16 characters");
+        return 2;
+    }
+    vap_log_init("auth", level);
+    vap_config_log(config_table, sizeof(config_table) / sizeof(config_table[0]));
+
+    ctx.jwt_key = (const uint8_t *)cfg.secret_key;
+    ctx.jwt_key_len = strlen(cfg.secret_key);
+    ctx.token_ttl_s = cfg.token_minutes * 60;
+    auth_codes_init(&ctx.codes, ctx.jwt_key, ctx.jwt_key_len);
+    pthread_mutex_init(&ctx.events_lock, NULL);
+    pthread_mutex_init(&ctx.hash_slots_lock, NULL);
+    pthread_cond_init(&ctx.hash_slots_cond, NULL);
+    ctx.hash_slots = 2;
+    {
+        uint8_t raw[16];
+        randombytes_buf(raw, sizeof(raw));
+        sodium_bin2hex(ctx.instance, sizeof(ctx.instance), raw, sizeof(raw));
+    }
+    if (make_throttle(&ctx.throttle_addr, cfg.throttle_max, cfg.throttle_window_s,
+                      cfg.throttle_block_s) != 0 ||
+        make_throttle(&ctx.throttle_user, cfg.throttle_user_max, cfg.throttle_window_s,
+                      cfg.throttle_block_s) != 0) {
+        vap_error(NULL, "cannot allocate throttle tables");
+        return 1;
+    }
+    struct vap_db_options dbo = {
+        .conninfo = cfg.database_url,
+        .size = (int)cfg.pool_size,
+        .connect_timeout_s = 2,
+        .statement_timeout_ms = (int)cfg.statement_timeout_ms,
+        .max_age_s = 1800,
+        .application_name = "vap-auth",
+    };
+    if (vap_db_pool_create(&ctx.db, &dbo) != 0) {
+        vap_error(NULL, "cannot create database pool");
+        return 1;
+    }
+    rv = migrate_with_retry(&ctx);
+    if (rv != 0)
+        return 1;
+    rv = vap_pub_open(&ctx.events, cfg.events_url);
+    if (rv != 0)
+        return 1;
+    rv = vap_rpc_server_start(&server, cfg.rpc_url, methods, &ctx, (int)cfg.threads);
+    if (rv != 0)
+        return 1;
+    vap_info(NULL, "vap-auth ready rpc=%s events=%s instance=%s", cfg.rpc_url, cfg.events_url,
+             ctx.instance);
+
+    for (;;) {
+        int sig = vap_signals_wait(-1);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+    }
+
+    vap_info(NULL, "vap-auth stopping: finishing requests in progress");
+    vap_rpc_server_stop(server);
+    vap_pub_close(ctx.events);
+    vap_db_pool_destroy(ctx.db);
+    auth_throttle_destroy(ctx.throttle_addr);
+    auth_throttle_destroy(ctx.throttle_user);
+    vap_info(NULL, "vap-auth stopped");
+    return 0;
+}

@@ -1,0 +1,141 @@
+/*
+ * vap-gateway: the public HTTP server (civetweb). Reads its configuration, connects to
+ * vap-auth (req/rep + revocation events), starts civetweb and waits for a signal.
+ * SIGTERM drains: /readyz turns 503 so load balancers stop sending, requests in
+ * progress finish, then the process exits.
+ */
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "config.h"
+#include "err.h"
+#include "gateway.h"
+#include "log.h"
+#include "metrics.h"
+#include "revocations.h"
+#include "signals.h"
+
+const struct gw_metric_route *gw_router_metric_routes(int *n);
+
+static struct gw_ctx gw;
+
+static const struct vap_config_item config_table[] = {
+    {"BIND_ADDR", VAP_CONFIG_STRING, "0.0.0.0", 0, 0, 0, &gw.cfg.bind_addr, NULL},
+    {"PORT", VAP_CONFIG_INT, "8000", 1, 65535, 0, &gw.cfg.port, NULL},
+    {"SECRET_KEY", VAP_CONFIG_STRING, NULL, 0, 0, 1, &gw.cfg.secret_key,
+     "token signing key, the same as vap-auth's"},
+    {"AUTH_RPC_URL", VAP_CONFIG_STRING, "tcp://127.0.0.1:7101", 0, 0, 0, &gw.cfg.auth_rpc_url,
+     NULL},
+    {"AUTH_EVENTS_URL", VAP_CONFIG_STRING, "tcp://127.0.0.1:7102", 0, 0, 0,
+     &gw.cfg.auth_events_url, NULL},
+    {"CORS_ORIGINS", VAP_CONFIG_STRING, "http://localhost:3000,http://localhost:8000", 0, 0, 0,
+     &gw.cfg.cors_origins, NULL},
+    {"WEB_DIR", VAP_CONFIG_STRING, VAP_DEFAULT_WEB_DIR, 0, 0, 0, &gw.cfg.web_dir, NULL},
+    {"LOG_LEVEL", VAP_CONFIG_STRING, "info", 0, 0, 0, &gw.cfg.log_level, NULL},
+    {"GW_THREADS", VAP_CONFIG_INT, "128", 4, 4096, 0, &gw.cfg.threads, NULL},
+    {"GW_RPC_TIMEOUT_MS", VAP_CONFIG_INT, "3000", 50, 60000, 0, &gw.cfg.rpc_timeout_ms, NULL},
+    {"GW_LOGIN_TIMEOUT_MS", VAP_CONFIG_INT, "8000", 100, 60000, 0, &gw.cfg.login_timeout_ms,
+     NULL},
+    {"GW_REVOCATION_MAX_AGE_MS", VAP_CONFIG_INT, "10000", 1000, 600000, 0,
+     &gw.cfg.revocation_max_age_ms, NULL},
+    {"GW_DRAIN_MS", VAP_CONFIG_INT, "0", 0, 60000, 0, &gw.cfg.drain_ms, NULL},
+};
+#define N_CONFIG (sizeof(config_table) / sizeof(config_table[0]))
+
+static int log_civetweb(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    vap_warn(NULL, "civetweb: %s", message);
+    return 1;
+}
+
+int main(void)
+{
+    struct mg_callbacks callbacks;
+    struct mg_context *mg;
+    const struct gw_metric_route *metric_routes;
+    enum vap_log_level level = VAP_LOG_INFO;
+    char err[256], ports[96], threads[16];
+    int n_metric_routes;
+
+    vap_signals_block();
+    vap_log_init("gateway", VAP_LOG_INFO);
+    if (sodium_init() < 0)
+        return 1;
+    if (vap_config_load(config_table, N_CONFIG, err, sizeof(err)) != 0) {
+        vap_error(NULL, "configuration error: %s", err);
+        return 2;
+    }
+    if (vap_log_parse_level(gw.cfg.log_level, &level) != 0) {
+        vap_error(NULL, "configuration error: LOG_LEVEL: unknown level \"%s\"",
+                  gw.cfg.log_level);
+        return 2;
+    }
+    if (strlen(gw.cfg.secret_key) < 16) {
+        vap_error(NULL, "configuration error: SECRET_KEY: must be at least 16 characters");
+        return 2;
+    }
+    vap_log_init("gateway", level);
+    vap_config_log(config_table, N_CONFIG);
+    {
+        uint8_t raw[4];
+        randombytes_buf(raw, sizeof(raw));
+        sodium_bin2hex(gw.request_id_prefix, sizeof(gw.request_id_prefix), raw, sizeof(raw));
+    }
+
+    metric_routes = gw_router_metric_routes(&n_metric_routes);
+    if (gw_metrics_create(&gw.metrics, metric_routes, n_metric_routes) != 0 ||
+        vap_rpc_client_open(&gw.auth, gw.cfg.auth_rpc_url) != 0 ||
+        gw_revocations_start(&gw.revocations, gw.auth, gw.cfg.auth_events_url,
+                             gw.cfg.revocation_max_age_ms) != 0) {
+        vap_error(NULL, "cannot start: backend connections failed");
+        return 1;
+    }
+
+    snprintf(ports, sizeof(ports), "%s:%ld", gw.cfg.bind_addr, gw.cfg.port);
+    snprintf(threads, sizeof(threads), "%ld", gw.cfg.threads);
+    const char *options[] = {
+        "listening_ports", ports,
+        "num_threads", threads,
+        "request_timeout_ms", "15000",
+        "keep_alive_timeout_ms", "30000",
+        "enable_keep_alive", "yes",
+        "tcp_nodelay", "1",
+        "listen_backlog", "1024",
+        "connection_queue", "1024",
+        "max_request_size", "16384",
+        "decode_url", "yes",
+        NULL,
+    };
+    memset(&callbacks, 0, sizeof(callbacks));
+    callbacks.begin_request = gw_handle_request;
+    callbacks.log_message = log_civetweb;
+    mg_init_library(0);
+    mg = mg_start(&callbacks, &gw, options);
+    if (!mg) {
+        vap_error(NULL, "cannot listen on %s", ports);
+        return 1;
+    }
+    vap_info(NULL, "vap-gateway listening on http://%s", ports);
+
+    for (;;) {
+        int sig = vap_signals_wait(-1);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+    }
+    atomic_store(&gw.draining, 1);
+    vap_info(NULL, "vap-gateway draining");
+    if (gw.cfg.drain_ms > 0)
+        vap_signals_wait((int)gw.cfg.drain_ms);
+    mg_stop(mg); /* waits for requests in progress */
+    gw_revocations_stop(gw.revocations);
+    vap_rpc_client_close(gw.auth);
+    gw_metrics_destroy(gw.metrics);
+    mg_exit_library();
+    vap_info(NULL, "vap-gateway stopped");
+    return 0;
+}

@@ -1,0 +1,153 @@
+/*
+ * Operations routes and static files: /healthz (process up), /readyz (vap-auth and,
+ * through it, the database answer; the revocation view is fresh; not draining),
+ * /metrics (Prometheus text), /docs, /redoc, /openapi.json, and the files under
+ * WEB_DIR. Static paths are resolved with realpath() and must stay inside WEB_DIR.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "auth.pb-c.h"
+#include "clock.h"
+#include "gateway.h"
+#include "http.h"
+#include "metrics.h"
+#include "revocations.h"
+
+#define CSP_DOCS                                                                           \
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "           \
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; manifest-src 'self'; " \
+    "worker-src blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+void gw_route_healthz(struct gw_req *r)
+{
+    gw_add_header(r, "Cache-Control", "no-store");
+    gw_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void gw_route_readyz(struct gw_req *r)
+{
+    Vap__Empty empty = VAP__EMPTY__INIT;
+    struct vap_rpc_result res;
+    int64_t age = gw_revocations_age_ms(r->gw->revocations);
+    int rv = vap_rpc_call(r->gw->auth, "auth.ping", r->request_id, &empty.base, NULL,
+                          gw_deadline(r, 1000), &res);
+    int auth_ok = rv == 0 && res.status == 200;
+    int fresh = age >= 0 && age <= r->gw->cfg.revocation_max_age_ms;
+    int draining = atomic_load(&r->gw->draining);
+    int ready = auth_ok && fresh && !draining;
+    const char *auth_state = auth_ok ? "ok" : (rv == 0 ? "database unavailable" : "unreachable");
+
+    vap_rpc_result_clear(&res);
+    gw_add_header(r, "Cache-Control", "no-store");
+    if (!ready)
+        gw_add_header(r, "Retry-After", "1");
+    gw_reply_json(r, ready ? 200 : 503,
+                  json_pack("{s:s, s:{s:s, s:s, s:s}}", "status", ready ? "ready" : "not ready",
+                            "checks", "auth", auth_state, "revocations",
+                            fresh ? "ok" : "stale", "gateway", draining ? "draining" : "ok"));
+}
+
+void gw_route_metrics(struct gw_req *r)
+{
+    char extra[512];
+    size_t len = 0;
+    char *text;
+    int64_t age = gw_revocations_age_ms(r->gw->revocations);
+    snprintf(extra, sizeof(extra),
+             "# HELP vap_gateway_revocation_age_seconds Age of the revocation snapshot.\n"
+             "# TYPE vap_gateway_revocation_age_seconds gauge\n"
+             "vap_gateway_revocation_age_seconds %.3f\n"
+             "# HELP vap_gateway_draining Whether the gateway is draining.\n"
+             "# TYPE vap_gateway_draining gauge\nvap_gateway_draining %d\n",
+             age < 0 ? -1.0 : (double)age / 1000.0, atomic_load(&r->gw->draining));
+    text = gw_metrics_render(r->gw->metrics, extra, &len);
+    if (!text) {
+        gw_reply_error(r, 500, "Internal error");
+        return;
+    }
+    gw_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+
+static const char *mime_for(const char *path)
+{
+    static const struct {
+        const char *ext, *mime;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},  {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},    {".json", "application/json"},
+        {".png", "image/png"},                  {".svg", "image/svg+xml"},
+        {".ico", "image/x-icon"},               {".wav", "audio/wav"},
+        {".txt", "text/plain; charset=utf-8"},  {".map", "application/json"},
+        {".woff2", "font/woff2"},               {".webmanifest", "application/manifest+json"},
+    };
+    const char *dot = strrchr(path, '.');
+    if (dot)
+        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+            if (strcmp(dot, types[i].ext) == 0)
+                return types[i].mime;
+    return "application/octet-stream";
+}
+
+/* Sends file (an absolute path inside WEB_DIR) with security headers. */
+static void send_file(struct gw_req *r, const char *file)
+{
+    const char *mime = mime_for(file);
+    gw_add_header(r, "Cache-Control", "no-cache");
+    if (strncmp(mime, "text/html", 9) == 0) {
+        gw_add_header(r, "Content-Security-Policy", CSP_DOCS);
+        gw_add_header(r, "X-Frame-Options", "DENY");
+    }
+    r->status = 200;
+    /* civetweb adds Content-Length, Last-Modified, ETag and answers conditional GETs. */
+    mg_send_mime_file2(r->conn, file, mime, r->headers);
+}
+
+int gw_serve_static(struct gw_req *r, const char *path)
+{
+    char joined[PATH_MAX], resolved[PATH_MAX], root[PATH_MAX];
+    struct stat st;
+    int n;
+
+    if (path[0] != '/' || strstr(path, "..") || strstr(path, "//") || strchr(path, '\\'))
+        return -1;
+    if (!realpath(r->gw->cfg.web_dir, root))
+        return -1;
+    n = snprintf(joined, sizeof(joined), "%s%s", root, strcmp(path, "/") == 0 ? "/index.html" : path);
+    if (n < 0 || (size_t)n >= sizeof(joined))
+        return -1;
+    if (!realpath(joined, resolved))
+        return -1;
+    n = (int)strlen(root);
+    if (strncmp(resolved, root, (size_t)n) != 0 || resolved[n] != '/')
+        return -1;
+    if (stat(resolved, &st) != 0 || !S_ISREG(st.st_mode))
+        return -1;
+    send_file(r, resolved);
+    return 0;
+}
+
+static void serve_named(struct gw_req *r, const char *name)
+{
+    if (gw_serve_static(r, name) != 0)
+        gw_reply_error(r, 404, "Not Found (run scripts/install-web-assets.sh)");
+}
+
+void gw_route_docs(struct gw_req *r)
+{
+    serve_named(r, "/docs.html");
+}
+
+void gw_route_redoc(struct gw_req *r)
+{
+    serve_named(r, "/redoc.html");
+}
+
+void gw_route_openapi(struct gw_req *r)
+{
+    serve_named(r, "/openapi.json");
+}

@@ -1,0 +1,145 @@
+/* Unit tests for common/json.c: strict field readers and FastAPI-shaped errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "err.h"
+#include "json.h"
+
+static json_t *parse(const char *text)
+{
+    struct vap_verrors v = {0};
+    json_t *o = NULL;
+    assert_int_equal(vap_json_parse_object(text, strlen(text), &o, &v), 0);
+    return o;
+}
+
+static const char *first_error_type(struct vap_verrors *v)
+{
+    return json_string_value(json_object_get(json_array_get(v->list, 0), "type"));
+}
+
+static void test_integer_in_range_is_read(void **state)
+{
+    struct vap_verrors v = {0};
+    json_t *o = parse("{\"count\": 5}");
+    int64_t n = 0;
+    (void)state;
+    assert_int_equal(vap_json_int_field(o, "count", 1, 1000, 1, &n, NULL, &v), 0);
+    assert_int_equal(n, 5);
+    assert_false(vap_verrors_any(&v));
+    json_decref(o);
+}
+
+static void test_wrong_types_are_refused(void **state)
+{
+    const char *bodies[] = {"{\"count\": \"5\"}", "{\"count\": 1.5}", "{\"count\": true}",
+                            "{\"count\": [1]}"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        struct vap_verrors v = {0};
+        json_t *o = parse(bodies[i]);
+        int64_t n = 0;
+        assert_int_equal(vap_json_int_field(o, "count", 1, 1000, 1, &n, NULL, &v), VAP_EINVAL);
+        assert_string_equal(first_error_type(&v), "type_error.integer");
+        vap_verrors_clear(&v);
+        json_decref(o);
+    }
+}
+
+static void test_range_edges(void **state)
+{
+    struct vap_verrors v = {0};
+    json_t *o = parse("{\"a\": 0, \"b\": 1, \"c\": 1000, \"d\": 1001}");
+    int64_t n;
+    (void)state;
+    assert_int_equal(vap_json_int_field(o, "a", 1, 1000, 1, &n, NULL, &v), VAP_EINVAL);
+    assert_int_equal(vap_json_int_field(o, "b", 1, 1000, 1, &n, NULL, &v), 0);
+    assert_int_equal(vap_json_int_field(o, "c", 1, 1000, 1, &n, NULL, &v), 0);
+    assert_int_equal(vap_json_int_field(o, "d", 1, 1000, 1, &n, NULL, &v), VAP_EINVAL);
+    assert_int_equal(json_array_size(v.list), 2);
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(json_array_get(v.list, 1), "loc"), 1)),
+        "d");
+    vap_verrors_clear(&v);
+    json_decref(o);
+}
+
+static void test_missing_required_and_optional(void **state)
+{
+    struct vap_verrors v = {0};
+    json_t *o = parse("{}");
+    int64_t n = 0;
+    int present = 1;
+    (void)state;
+    assert_int_equal(vap_json_int_field(o, "x", 1, 2, 0, &n, &present, &v), 0);
+    assert_int_equal(present, 0);
+    assert_false(vap_verrors_any(&v));
+    assert_int_equal(vap_json_int_field(o, "x", 1, 2, 1, &n, &present, &v), VAP_EINVAL);
+    assert_string_equal(first_error_type(&v), "value_error.missing");
+    vap_verrors_clear(&v);
+    json_decref(o);
+}
+
+static void test_string_length_and_embedded_nul(void **state)
+{
+    struct vap_verrors v = {0};
+    json_t *o = parse("{\"s\": \"short\"}");
+    json_t *nul = NULL;
+    const char *with_nul = "{\"z\": \"a\\u0000b\"}";
+    const char *s = NULL;
+    (void)state;
+    assert_int_equal(vap_json_string_field(o, "s", 8, 128, 1, &s, NULL, &v), VAP_EINVAL);
+    assert_int_equal(vap_json_string_field(o, "s", 1, 5, 1, &s, NULL, &v), 0);
+    assert_string_equal(s, "short");
+    /* A NUL inside a string is refused when the body is parsed. */
+    assert_int_equal(vap_json_parse_object(with_nul, strlen(with_nul), &nul, &v), VAP_EINVAL);
+    vap_verrors_clear(&v);
+    json_decref(o);
+}
+
+static void test_malformed_and_non_object_bodies(void **state)
+{
+    const char *bad[] = {"", "{", "[1,2]", "\"x\"", "{\"a\":1,\"a\":2}", "nul"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct vap_verrors v = {0};
+        json_t *o = NULL;
+        assert_int_equal(vap_json_parse_object(bad[i], strlen(bad[i]), &o, &v), VAP_EINVAL);
+        assert_true(vap_verrors_any(&v));
+        vap_verrors_clear(&v);
+    }
+}
+
+static void test_parse_int64_is_strict(void **state)
+{
+    int64_t n;
+    (void)state;
+    assert_int_equal(vap_parse_int64("42", 1, 100, &n), 0);
+    assert_int_equal(n, 42);
+    assert_int_equal(vap_parse_int64("", 1, 100, &n), VAP_EINVAL);
+    assert_int_equal(vap_parse_int64("4x", 1, 100, &n), VAP_EINVAL);
+    assert_int_equal(vap_parse_int64(" 4", 1, 100, &n), VAP_EINVAL);
+    assert_int_equal(vap_parse_int64("+4", 1, 100, &n), VAP_EINVAL);
+    assert_int_equal(vap_parse_int64("1 OR 1=1", 1, 100, &n), VAP_EINVAL);
+    assert_int_equal(vap_parse_int64("99999999999999999999", 1, 100, &n), VAP_EINVAL);
+    assert_int_equal(vap_parse_int64("0", 1, 100, &n), VAP_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_integer_in_range_is_read),
+        cmocka_unit_test(test_wrong_types_are_refused),
+        cmocka_unit_test(test_range_edges),
+        cmocka_unit_test(test_missing_required_and_optional),
+        cmocka_unit_test(test_string_length_and_embedded_nul),
+        cmocka_unit_test(test_malformed_and_non_object_bodies),
+        cmocka_unit_test(test_parse_int64_is_strict),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
