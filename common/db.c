@@ -88,6 +88,16 @@ void vap_db_pool_destroy(struct vap_db_pool *pool)
     free(pool);
 }
 
+/* Server NOTICEs ("schema already exists, skipping") go to the debug log, not stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    char msg[256];
+    (void)arg;
+    snprintf(msg, sizeof(msg), "%s", message);
+    msg[strcspn(msg, "\n")] = '\0';
+    vap_debug(NULL, "database notice: %s", msg);
+}
+
 static PGconn *open_connection(struct vap_db_pool *pool)
 {
     const char *keys[] = {"dbname", "connect_timeout", "options", "application_name", NULL};
@@ -96,8 +106,10 @@ static PGconn *open_connection(struct vap_db_pool *pool)
     /* expand_dbname=1: the first dbname may be a full URI or conninfo string; the
      * later keys override what it says. */
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (conn && PQstatus(conn) == CONNECTION_OK)
+    if (conn && PQstatus(conn) == CONNECTION_OK) {
+        PQsetNoticeProcessor(conn, on_notice, NULL);
         return conn;
+    }
     if (conn) {
         /* PQerrorMessage never contains the password; keep the first line. */
         char msg[256];

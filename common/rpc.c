@@ -9,6 +9,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -24,9 +25,39 @@
 /* Largest message either side accepts; OTP lists of 1000 entries fit easily. */
 #define RPC_MAX_MSG (4 * 1024 * 1024)
 
+/* How long a call waits for a connection to appear before answering "unavailable":
+ * long enough to ride over a restart of the peer, short enough that a client sees 503
+ * quickly when the peer is down. */
+#define RPC_CONNECT_GRACE_MS 1000
+
 struct vap_rpc_client {
     nng_socket sock;
+    atomic_int pipes; /* connections up right now */
 };
+
+static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+    struct vap_rpc_client *c = arg;
+    (void)pipe;
+    if (ev == NNG_PIPE_EV_ADD_POST)
+        atomic_fetch_add(&c->pipes, 1);
+    else if (ev == NNG_PIPE_EV_REM_POST)
+        atomic_fetch_sub(&c->pipes, 1);
+}
+
+/* Waits (polling) until a connection is up or the grace/deadline passes. */
+static int wait_connected(struct vap_rpc_client *c, int64_t deadline_ms)
+{
+    int64_t until = vap_now_ms() + RPC_CONNECT_GRACE_MS;
+    if (until > deadline_ms)
+        until = deadline_ms;
+    while (atomic_load(&c->pipes) <= 0) {
+        if (vap_now_ms() >= until)
+            return VAP_EUNAVAIL;
+        nng_msleep(10);
+    }
+    return 0;
+}
 
 int vap_rpc_client_open(struct vap_rpc_client **out, const char *url)
 {
@@ -40,6 +71,8 @@ int vap_rpc_client_open(struct vap_rpc_client **out, const char *url)
         return VAP_EINTERNAL;
     }
     nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_MSG);
+    nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe_event, c);
+    nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe_event, c);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500);
     /* Callers bound every call with a deadline; a resend timer shorter than that would
@@ -131,6 +164,9 @@ int vap_rpc_call(struct vap_rpc_client *client, const char *method, const char *
     memset(res, 0, sizeof(*res));
     if (left <= 0)
         return VAP_ETIMEDOUT;
+    if (wait_connected(client, deadline_ms) != 0)
+        return VAP_EUNAVAIL;
+    left = vap_ms_left(deadline_ms);
     if (request) {
         env.body.len = protobuf_c_message_get_packed_size(request);
         body = malloc(env.body.len ? env.body.len : 1);
