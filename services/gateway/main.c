@@ -109,6 +109,7 @@ int main(void)
         "connection_queue", "1024",
         "max_request_size", "16384",
         "decode_url", "yes",
+        "static_file_cache_control", "no-cache",
         NULL,
     };
     memset(&callbacks, 0, sizeof(callbacks));

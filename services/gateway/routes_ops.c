@@ -97,7 +97,7 @@ static const char *mime_for(const char *path)
 static void send_file(struct gw_req *r, const char *file)
 {
     const char *mime = mime_for(file);
-    gw_add_header(r, "Cache-Control", "no-cache");
+    /* Cache-Control comes from civetweb's static_file_cache_control (main.c). */
     if (strncmp(mime, "text/html", 9) == 0) {
         gw_add_header(r, "Content-Security-Policy", CSP_DOCS);
         gw_add_header(r, "X-Frame-Options", "DENY");
