@@ -51,10 +51,19 @@ void auth_otp_delete(void *user, const struct vap_rpc_request *req,
                      struct vap_rpc_response *resp);
 void auth_revocations(void *user, const struct vap_rpc_request *req,
                       struct vap_rpc_response *resp);
+void auth_access(void *user, const struct vap_rpc_request *req,
+                 struct vap_rpc_response *resp);
+void auth_outbox(void *user, const struct vap_rpc_request *req,
+                 struct vap_rpc_response *resp);
 void auth_ping(void *user, const struct vap_rpc_request *req, struct vap_rpc_response *resp);
 
 /* Creates the default admin if no admin of that name exists. Blocks. */
 int auth_ensure_default_admin(struct auth_ctx *ctx);
+
+struct Vap__Event;
+
+/* Publishes ev with this process's instance id and the next sequence number. */
+void auth_publish_event(struct auth_ctx *ctx, struct Vap__Event *ev);
 
 /* Publishes that an OTP's tokens stop (revoked) or start again working. */
 void auth_publish_otp_changed(struct auth_ctx *ctx, int64_t otp_id, int revoked);

@@ -70,6 +70,8 @@ static const struct vap_rpc_method methods[] = {
     {"auth.otp_create", &vap__otp_create_request__descriptor, auth_otp_create},
     {"auth.otp_update", &vap__otp_update_request__descriptor, auth_otp_update},
     {"auth.otp_delete", &vap__otp_delete_request__descriptor, auth_otp_delete},
+    {"auth.access", &vap__access_request__descriptor, auth_access},
+    {"auth.outbox", &vap__outbox_request__descriptor, auth_outbox},
     {"auth.revocations", &vap__empty__descriptor, auth_revocations},
     {"auth.ping", &vap__empty__descriptor, auth_ping},
     {NULL, NULL, NULL},

@@ -16,7 +16,7 @@
 #include "events.pb-c.h"
 #include "log.h"
 
-static void publish(struct auth_ctx *ctx, Vap__Event *ev)
+void auth_publish_event(struct auth_ctx *ctx, Vap__Event *ev)
 {
     /* The lock keeps seq order equal to send order, so a subscriber's gap check holds. */
     pthread_mutex_lock(&ctx->events_lock);
@@ -34,7 +34,7 @@ void auth_publish_otp_changed(struct auth_ctx *ctx, int64_t otp_id, int revoked)
     ev.type = "otp.changed";
     ev.otp_id = otp_id;
     ev.otp_revoked = revoked;
-    publish(ctx, &ev);
+    auth_publish_event(ctx, &ev);
 }
 
 void auth_publish_password_changed(struct auth_ctx *ctx, const char *username, int version)
@@ -43,7 +43,7 @@ void auth_publish_password_changed(struct auth_ctx *ctx, const char *username, i
     ev.type = "admin.password_changed";
     ev.username = (char *)username;
     ev.password_version = version;
-    publish(ctx, &ev);
+    auth_publish_event(ctx, &ev);
 }
 
 void auth_revocations(void *user, const struct vap_rpc_request *req,

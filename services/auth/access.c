@@ -1,0 +1,242 @@
+/*
+ * Access to an agent: one SQL statement spends a use of the OTP (only while it is
+ * active, not deleted and has uses left), records the grant and writes the usage event
+ * into the outbox, so N concurrent calls on k remaining uses grant exactly min(N, k),
+ * and every grant has its event. The grant's idempotency key is unique: a resent RPC
+ * (nng resends after a broken connection) finds the first grant instead of spending
+ * again. Also serves vap-usage's outbox reads.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "auth.pb-c.h"
+#include "err.h"
+#include "events.pb-c.h"
+#include "log.h"
+
+#define SQL_SPEND                                                                          \
+    "WITH spent AS (UPDATE auth.otps SET used_count = used_count + 1, last_used_at = now(),"  \
+    "   updated_at = now() WHERE id = $1 AND deleted_at IS NULL AND is_active"               \
+    "   AND used_count < max_uses RETURNING id, max_uses - used_count AS remaining),"        \
+    " g AS (INSERT INTO auth.grants (idempotency_key, otp_id, agent_type, token_jti)"         \
+    "   SELECT $2, id, $3, $4 FROM spent RETURNING id, otp_id),"                              \
+    " o AS (INSERT INTO auth.outbox (type, otp_id, agent_type, grant_id)"                     \
+    "   SELECT 'usage.access', otp_id, $3, id FROM g"                                         \
+    "   RETURNING seq, (extract(epoch FROM occurred_at) * 1000)::int8 AS at_ms)"              \
+    " SELECT spent.remaining, g.id, o.seq, o.at_ms FROM spent, g, o"
+
+static void publish_usage(struct auth_ctx *ctx, int64_t seq, int64_t otp_id,
+                          const char *agent_type, const char *grant_id, int64_t at_ms)
+{
+    Vap__Event ev = VAP__EVENT__INIT;
+    Vap__UsageEvent u = VAP__USAGE_EVENT__INIT;
+    u.seq = seq;
+    u.type = "usage.access";
+    u.otp_id = otp_id;
+    u.agent_type = (char *)agent_type;
+    u.grant_id = (char *)grant_id;
+    u.occurred_at_ms = at_ms;
+    ev.type = "usage.access";
+    ev.usage = &u;
+    auth_publish_event(ctx, &ev);
+}
+
+/* Explains why nothing was spent: 401 gone, 403 inactive or exhausted. */
+static void explain_refusal(struct auth_ctx *ctx, PGconn *conn, const char *rid,
+                            const char *id_text, struct vap_rpc_response *resp)
+{
+    const char *params[1] = {id_text};
+    PGresult *res = NULL;
+    int rv = vap_db_exec(conn, rid,
+                         "SELECT deleted_at IS NOT NULL, is_active, used_count >= max_uses"
+                         " FROM auth.otps WHERE id = $1",
+                         1, params, &res);
+    (void)ctx;
+    if (rv != 0)
+        auth_db_error(resp, rv);
+    else if (PQntuples(res) == 0 || PQgetvalue(res, 0, 0)[0] == 't')
+        vap_rpc_response_error(resp, 401, "Token has been revoked");
+    else if (PQgetvalue(res, 0, 1)[0] != 't')
+        vap_rpc_response_error(resp, 403, "OTP is inactive");
+    else
+        vap_rpc_response_error(resp, 403, "OTP has no remaining uses");
+    PQclear(res);
+}
+
+/* A resent request: answer with the grant the first attempt made. */
+static int replay_grant(PGconn *conn, const char *rid, const char *key,
+                        struct vap_rpc_response *resp)
+{
+    const char *params[1] = {key};
+    PGresult *res = NULL;
+    Vap__AccessReply reply = VAP__ACCESS_REPLY__INIT;
+    int rv = vap_db_exec(conn, rid,
+                         "SELECT g.id, coalesce(o.max_uses - o.used_count, 0), g.otp_id IS NOT NULL"
+                         " FROM auth.grants g LEFT JOIN auth.otps o ON o.id = g.otp_id"
+                         " WHERE g.idempotency_key = $1",
+                         1, params, &res);
+    if (rv != 0 || PQntuples(res) != 1) {
+        PQclear(res);
+        return rv ? rv : VAP_EDB;
+    }
+    reply.grant_id = PQgetvalue(res, 0, 0);
+    reply.remaining_uses = (int32_t)strtol(PQgetvalue(res, 0, 1), NULL, 10);
+    reply.counted = PQgetvalue(res, 0, 2)[0] == 't';
+    rv = vap_rpc_response_body(resp, &reply.base);
+    PQclear(res);
+    return rv;
+}
+
+void auth_access(void *user, const struct vap_rpc_request *req, struct vap_rpc_response *resp)
+{
+    struct auth_ctx *ctx = user;
+    const Vap__AccessRequest *in = (const Vap__AccessRequest *)req->body;
+    Vap__AccessReply reply = VAP__ACCESS_REPLY__INIT;
+    char id_text[24];
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    int rv;
+
+    if (!in->idempotency_key[0] || !in->agent_type[0] || !in->token_jti[0]) {
+        vap_rpc_response_error(resp, 400, "incomplete access request");
+        return;
+    }
+    rv = vap_db_acquire(ctx->db, &conn, req->deadline_ms);
+    if (rv != 0) {
+        auth_db_error(resp, rv);
+        return;
+    }
+    if (in->is_admin) {
+        const char *params[4] = {in->idempotency_key, in->admin_username, in->agent_type,
+                                 in->token_jti};
+        rv = vap_db_exec(conn, req->request_id,
+                         "INSERT INTO auth.grants (idempotency_key, admin_username, agent_type,"
+                         " token_jti) VALUES ($1, $2, $3, $4) RETURNING id",
+                         4, params, &res);
+        if (rv == VAP_ECONFLICT) {
+            rv = replay_grant(conn, req->request_id, in->idempotency_key, resp);
+        } else if (rv == 0) {
+            reply.grant_id = PQgetvalue(res, 0, 0);
+            rv = vap_rpc_response_body(resp, &reply.base);
+        }
+        if (rv != 0)
+            auth_db_error(resp, rv);
+        goto out;
+    }
+
+    snprintf(id_text, sizeof(id_text), "%" PRId64, in->otp_id);
+    {
+        const char *params[4] = {id_text, in->idempotency_key, in->agent_type, in->token_jti};
+        rv = vap_db_exec(conn, req->request_id, SQL_SPEND, 4, params, &res);
+    }
+    if (rv == VAP_ECONFLICT) {
+        /* The first attempt committed; its answer was lost. Nothing more is spent. */
+        rv = replay_grant(conn, req->request_id, in->idempotency_key, resp);
+        if (rv != 0)
+            auth_db_error(resp, rv);
+        goto out;
+    }
+    if (rv != 0) {
+        auth_db_error(resp, rv);
+        goto out;
+    }
+    if (PQntuples(res) == 0) {
+        explain_refusal(ctx, conn, req->request_id, id_text, resp);
+        goto out;
+    }
+    reply.counted = 1;
+    reply.remaining_uses = (int32_t)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    reply.grant_id = PQgetvalue(res, 0, 1);
+    if (vap_rpc_response_body(resp, &reply.base) != 0)
+        vap_rpc_response_error(resp, 500, "Internal error");
+    publish_usage(ctx, strtoll(PQgetvalue(res, 0, 2), NULL, 10), in->otp_id, in->agent_type,
+                  reply.grant_id, strtoll(PQgetvalue(res, 0, 3), NULL, 10));
+out:
+    PQclear(res);
+    vap_db_release(ctx->db, conn);
+}
+
+void auth_outbox(void *user, const struct vap_rpc_request *req, struct vap_rpc_response *resp)
+{
+    struct auth_ctx *ctx = user;
+    const Vap__OutboxRequest *in = (const Vap__OutboxRequest *)req->body;
+    Vap__OutboxBatch batch = VAP__OUTBOX_BATCH__INIT;
+    Vap__UsageEvent *events = NULL, **ptrs = NULL;
+    char after[24], limit[16], *seqs = NULL;
+    const char *params[3];
+    PGconn *conn = NULL;
+    PGresult *res = NULL, *max = NULL;
+    size_t pos = 0;
+    int rv, n;
+
+    snprintf(after, sizeof(after), "%" PRId64, in->after_seq);
+    snprintf(limit, sizeof(limit), "%d", in->limit > 0 && in->limit <= 5000 ? in->limit : 1000);
+    seqs = malloc(in->n_seqs * 22 + 3);
+    if (!seqs) {
+        vap_rpc_response_error(resp, 500, "Internal error");
+        return;
+    }
+    seqs[pos++] = '{';
+    for (size_t i = 0; i < in->n_seqs && i < 10000; i++)
+        pos += (size_t)snprintf(seqs + pos, 22, "%s%" PRId64, i ? "," : "", in->seqs[i]);
+    seqs[pos++] = '}';
+    seqs[pos] = '\0';
+    params[0] = after;
+    params[1] = limit;
+    params[2] = seqs;
+    rv = vap_db_acquire(ctx->db, &conn, req->deadline_ms);
+    if (rv != 0) {
+        auth_db_error(resp, rv);
+        free(seqs);
+        return;
+    }
+    rv = vap_db_exec(conn, req->request_id,
+                     "(SELECT seq, type, coalesce(otp_id, 0), agent_type, coalesce(grant_id::text, ''),"
+                     "  (extract(epoch FROM occurred_at) * 1000)::int8 FROM auth.outbox"
+                     "  WHERE seq > $1 ORDER BY seq LIMIT $2)"
+                     " UNION"
+                     " (SELECT seq, type, coalesce(otp_id, 0), agent_type, coalesce(grant_id::text, ''),"
+                     "  (extract(epoch FROM occurred_at) * 1000)::int8 FROM auth.outbox"
+                     "  WHERE seq = ANY($3::int8[]))"
+                     " ORDER BY 1",
+                     3, params, &res);
+    if (rv == 0)
+        rv = vap_db_exec(conn, req->request_id,
+                         "SELECT coalesce(max(seq), 0) FROM auth.outbox", 0, NULL, &max);
+    vap_db_release(ctx->db, conn);
+    free(seqs);
+    if (rv != 0) {
+        auth_db_error(resp, rv);
+        goto out;
+    }
+    n = PQntuples(res);
+    events = calloc((size_t)n + 1, sizeof(*events));
+    ptrs = calloc((size_t)n + 1, sizeof(*ptrs));
+    if (!events || !ptrs) {
+        vap_rpc_response_error(resp, 500, "Internal error");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        vap__usage_event__init(&events[i]);
+        events[i].seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        events[i].type = PQgetvalue(res, i, 1);
+        events[i].otp_id = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+        events[i].agent_type = PQgetvalue(res, i, 3);
+        events[i].grant_id = PQgetvalue(res, i, 4);
+        events[i].occurred_at_ms = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+        ptrs[i] = &events[i];
+    }
+    batch.n_events = (size_t)n;
+    batch.events = ptrs;
+    batch.max_seq = strtoll(PQgetvalue(max, 0, 0), NULL, 10);
+    if (vap_rpc_response_body(resp, &batch.base) != 0)
+        vap_rpc_response_error(resp, 500, "Internal error");
+out:
+    free(events);
+    free(ptrs);
+    PQclear(res);
+    PQclear(max);
+}
