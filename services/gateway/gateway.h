@@ -25,6 +25,8 @@ struct gw_config {
     const char *secret_key;
     const char *auth_rpc_url;
     const char *auth_events_url;
+    const char *usage_rpc_url;
+    const char *agents_dir;
     const char *cors_origins;
     const char *web_dir;
     const char *log_level;
@@ -38,6 +40,7 @@ struct gw_config {
 struct gw_ctx {
     struct gw_config cfg;
     struct vap_rpc_client *auth;
+    struct vap_rpc_client *usage;
     struct gw_revocations *revocations;
     struct gw_metrics *metrics;
     atomic_int draining;
@@ -103,6 +106,11 @@ void gw_route_otp_list(struct gw_req *r);
 void gw_route_otp_create(struct gw_req *r);
 void gw_route_otp_update(struct gw_req *r);
 void gw_route_otp_delete(struct gw_req *r);
+void gw_route_agents_list(struct gw_req *r);
+void gw_route_agents_config(struct gw_req *r);
+void gw_route_agents_access(struct gw_req *r);
+void gw_route_agents_usage(struct gw_req *r);
+void gw_route_agents_traffic(struct gw_req *r);
 void gw_route_healthz(struct gw_req *r);
 void gw_route_readyz(struct gw_req *r);
 void gw_route_metrics(struct gw_req *r);
@@ -112,6 +120,14 @@ void gw_route_openapi(struct gw_req *r);
 
 /* Serves a file under WEB_DIR for GET/HEAD; returns 0 if it replied, -1 if no file. */
 int gw_serve_static(struct gw_req *r, const char *path);
+
+/* ---- routes_agents.c: the configured agents ---- */
+
+/* Loads the agent files of dir and swaps them in (start and SIGHUP). 0 or VAP_E*. */
+int gw_agents_reload(const char *dir);
+
+/* Drops the current set at exit. */
+void gw_agents_free(void);
 
 /* ---- authn.c ---- */
 

@@ -32,6 +32,9 @@ static const struct vap_config_item config_table[] = {
      NULL},
     {"AUTH_EVENTS_URL", VAP_CONFIG_STRING, "tcp://127.0.0.1:7102", 0, 0, 0,
      &gw.cfg.auth_events_url, NULL},
+    {"USAGE_RPC_URL", VAP_CONFIG_STRING, "tcp://127.0.0.1:7201", 0, 0, 0, &gw.cfg.usage_rpc_url,
+     NULL},
+    {"AGENTS_DIR", VAP_CONFIG_STRING, VAP_DEFAULT_AGENTS_DIR, 0, 0, 0, &gw.cfg.agents_dir, NULL},
     {"CORS_ORIGINS", VAP_CONFIG_STRING, "http://localhost:3000,http://localhost:8000", 0, 0, 0,
      &gw.cfg.cors_origins, NULL},
     {"WEB_DIR", VAP_CONFIG_STRING, VAP_DEFAULT_WEB_DIR, 0, 0, 0, &gw.cfg.web_dir, NULL},
@@ -90,12 +93,15 @@ int main(void)
     metric_routes = gw_router_metric_routes(&n_metric_routes);
     if (gw_metrics_create(&gw.metrics, metric_routes, n_metric_routes) != 0 ||
         vap_rpc_client_open(&gw.auth, gw.cfg.auth_rpc_url) != 0 ||
+        vap_rpc_client_open(&gw.usage, gw.cfg.usage_rpc_url) != 0 ||
         gw_revocations_start(&gw.revocations, gw.auth, gw.cfg.auth_events_url,
                              gw.cfg.revocation_max_age_ms) != 0) {
         vap_error(NULL, "cannot start: backend connections failed");
         return 1;
     }
 
+    if (gw_agents_reload(gw.cfg.agents_dir) != 0)
+        return 1;
     snprintf(ports, sizeof(ports), "%s:%ld", gw.cfg.bind_addr, gw.cfg.port);
     snprintf(threads, sizeof(threads), "%ld", gw.cfg.threads);
     const char *options[] = {
@@ -127,6 +133,8 @@ int main(void)
         int sig = vap_signals_wait(-1);
         if (sig == SIGTERM || sig == SIGINT)
             break;
+        if (sig == SIGHUP)
+            gw_agents_reload(gw.cfg.agents_dir);
     }
     atomic_store(&gw.draining, 1);
     vap_info(NULL, "vap-gateway draining");
@@ -135,6 +143,8 @@ int main(void)
     mg_stop(mg); /* waits for requests in progress */
     gw_revocations_stop(gw.revocations);
     vap_rpc_client_close(gw.auth);
+    vap_rpc_client_close(gw.usage);
+    gw_agents_free();
     gw_metrics_destroy(gw.metrics);
     mg_exit_library();
     vap_info(NULL, "vap-gateway stopped");

@@ -1,0 +1,127 @@
+/*
+ * vap-usage: turns auth's usage events into usage records and traffic statistics and
+ * answers the admin's queries about them (USAGE_RPC_URL). Owns schema "usage". Events
+ * come live over pub/sub (AUTH_EVENTS_URL) and are completed from auth's outbox, so a
+ * restart of this process, or of vap-auth, loses none (see sync.c).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.pb-c.h"
+#include "clock.h"
+#include "config.h"
+#include "embedded.h"
+#include "err.h"
+#include "log.h"
+#include "migrate.h"
+#include "signals.h"
+#include "usage.h"
+#include "usage.pb-c.h"
+
+extern const struct vap_embedded_file usage_migrations_files[];
+
+static struct {
+    const char *database_url;
+    const char *rpc_url;
+    const char *auth_rpc_url;
+    const char *auth_events_url;
+    const char *log_level;
+    long pool_size;
+    long threads;
+} cfg;
+
+static const struct vap_config_item config_table[] = {
+    {"DATABASE_URL", VAP_CONFIG_STRING, NULL, 0, 0, 1, &cfg.database_url, "PostgreSQL URL"},
+    {"USAGE_RPC_URL", VAP_CONFIG_STRING, "tcp://127.0.0.1:7201", 0, 0, 0, &cfg.rpc_url, NULL},
+    {"AUTH_RPC_URL", VAP_CONFIG_STRING, "tcp://127.0.0.1:7101", 0, 0, 0, &cfg.auth_rpc_url,
+     NULL},
+    {"AUTH_EVENTS_URL", VAP_CONFIG_STRING, "tcp://127.0.0.1:7102", 0, 0, 0,
+     &cfg.auth_events_url, NULL},
+    {"LOG_LEVEL", VAP_CONFIG_STRING, "info", 0, 0, 0, &cfg.log_level, NULL},
+    {"USAGE_DB_POOL_SIZE", VAP_CONFIG_INT, "4", 2, 256, 0, &cfg.pool_size, NULL},
+    {"USAGE_THREADS", VAP_CONFIG_INT, "4", 1, 256, 0, &cfg.threads, NULL},
+};
+#define N_CONFIG (sizeof(config_table) / sizeof(config_table[0]))
+
+static const struct vap_rpc_method methods[] = {
+    {"usage.list", &vap__usage_list_request__descriptor, usage_list},
+    {"usage.traffic", &vap__traffic_request__descriptor, usage_traffic},
+    {"usage.ping", &vap__empty__descriptor, usage_ping},
+    {NULL, NULL, NULL},
+};
+
+static int migrate_with_retry(struct usage_ctx *ctx)
+{
+    int64_t give_up = vap_now_ms() + 60000;
+    for (;;) {
+        PGconn *conn = NULL;
+        int rv = vap_db_acquire(ctx->db, &conn, vap_now_ms() + 5000);
+        if (rv == 0) {
+            rv = vap_migrate(conn, "usage", usage_migrations_files, NULL);
+            vap_db_release(ctx->db, conn);
+            if (rv == 0)
+                return 0;
+        }
+        if (vap_now_ms() > give_up) {
+            vap_error(NULL, "database not usable after 60 s: %s", vap_strerror(rv));
+            return rv;
+        }
+        vap_warn(NULL, "database not ready (%s); retrying", vap_strerror(rv));
+        int sig = vap_signals_wait(1000);
+        if (sig == SIGTERM || sig == SIGINT)
+            return VAP_EUNAVAIL;
+    }
+}
+
+int main(void)
+{
+    static struct usage_ctx ctx;
+    struct vap_rpc_server *server = NULL;
+    enum vap_log_level level = VAP_LOG_INFO;
+    char err[256];
+
+    vap_signals_block();
+    vap_log_init("usage", VAP_LOG_INFO);
+    if (vap_config_load(config_table, N_CONFIG, err, sizeof(err)) != 0) {
+        vap_error(NULL, "configuration error: %s", err);
+        return 2;
+    }
+    if (vap_log_parse_level(cfg.log_level, &level) != 0) {
+        vap_error(NULL, "configuration error: LOG_LEVEL: unknown level \"%s\"", cfg.log_level);
+        return 2;
+    }
+    vap_log_init("usage", level);
+    vap_config_log(config_table, N_CONFIG);
+
+    struct vap_db_options dbo = {
+        .conninfo = cfg.database_url,
+        .size = (int)cfg.pool_size,
+        .connect_timeout_s = 2,
+        .statement_timeout_ms = 5000,
+        .max_age_s = 1800,
+        .application_name = "vap-usage",
+    };
+    if (vap_db_pool_create(&ctx.db, &dbo) != 0 || migrate_with_retry(&ctx) != 0)
+        return 1;
+    if (vap_rpc_client_open(&ctx.auth, cfg.auth_rpc_url) != 0 ||
+        usage_sync_start(&ctx, cfg.auth_events_url) != 0 ||
+        vap_rpc_server_start(&server, cfg.rpc_url, methods, &ctx, (int)cfg.threads) != 0) {
+        vap_error(NULL, "cannot start");
+        return 1;
+    }
+    vap_info(NULL, "vap-usage ready rpc=%s", cfg.rpc_url);
+    for (;;) {
+        int sig = vap_signals_wait(-1);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+    }
+    vap_info(NULL, "vap-usage stopping");
+    vap_rpc_server_stop(server);
+    usage_sync_stop(&ctx);
+    vap_rpc_client_close(ctx.auth);
+    vap_db_pool_destroy(ctx.db);
+    vap_info(NULL, "vap-usage stopped");
+    return 0;
+}

@@ -1,0 +1,347 @@
+/*
+ * Following auth's outbox without losing or doubling an event. Live events come over
+ * pub/sub and are queued; one applier thread writes them in batches. Every second, and
+ * at once when a sequence gap shows up, it asks vap-auth (req/rep) for outbox rows after
+ * the highest seq applied plus the "holes" below it. A hole is a seq not seen yet while
+ * a higher one was: usually a transaction that committed later than a newer one,
+ * sometimes one that rolled back (its seq never appears); holes are re-asked until they
+ * arrive or are 60 s old. Inserts are keyed by the outbox seq (ON CONFLICT DO NOTHING),
+ * so applying an event twice changes nothing. The cursor stored with each batch is the
+ * highest seq below every open hole: a restart re-reads from there.
+ * synchronous_commit is off for these transactions: what they write is derived from
+ * auth's outbox (committed durably) and is re-read after a crash.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.pb-c.h"
+#include "clock.h"
+#include "err.h"
+#include "events.pb-c.h"
+#include "log.h"
+#include "pubsub.h"
+#include "usage.h"
+
+#define PENDING_MAX 100000
+#define HOLES_MAX 4096
+#define HOLE_TTL_MS 60000
+#define CATCHUP_INTERVAL_MS 1000
+#define BATCH_LIMIT 1000
+
+struct hole {
+    int64_t seq;
+    int64_t since_ms;
+};
+
+struct usage_sync {
+    struct usage_ctx *ctx;
+    struct vap_sub *sub;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int stopping;
+    int catchup_now;
+    Vap__UsageEvent **pending; /* unpacked, owned */
+    size_t n_pending;
+    /* applier thread only: */
+    int64_t applied_max;
+    struct hole holes[HOLES_MAX];
+    int n_holes;
+    int overflowed; /* too many holes or dropped events: re-read from the cursor */
+};
+
+static void on_event(void *user, const uint8_t *data, size_t len)
+{
+    struct usage_sync *s = user;
+    Vap__Event *ev = vap__event__unpack(NULL, len, data);
+    if (!ev)
+        return;
+    if (strcmp(ev->type, "usage.access") != 0 || !ev->usage) {
+        vap__event__free_unpacked(ev, NULL);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (s->n_pending < PENDING_MAX) {
+        /* Keep only the usage part; it is repacked nowhere, so detach it. */
+        s->pending[s->n_pending++] = ev->usage;
+        ev->usage = NULL;
+        pthread_cond_signal(&s->wake);
+    } else {
+        s->catchup_now = 1; /* dropped here, fetched from the outbox instead */
+    }
+    pthread_mutex_unlock(&s->lock);
+    vap__event__free_unpacked(ev, NULL);
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    int64_t x = (*(Vap__UsageEvent *const *)a)->seq, y = (*(Vap__UsageEvent *const *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+static void remove_hole(struct usage_sync *s, int64_t seq)
+{
+    for (int i = 0; i < s->n_holes; i++)
+        if (s->holes[i].seq == seq) {
+            s->holes[i] = s->holes[--s->n_holes];
+            return;
+        }
+}
+
+static int64_t safe_cursor(struct usage_sync *s)
+{
+    int64_t c = s->applied_max;
+    for (int i = 0; i < s->n_holes; i++)
+        if (s->holes[i].seq - 1 < c)
+            c = s->holes[i].seq - 1;
+    return c;
+}
+
+/* Records the seqs the events (sorted) reveal as missing, and the new maximum. */
+static void track(struct usage_sync *s, Vap__UsageEvent **events, size_t n, int64_t now)
+{
+    for (size_t i = 0; i < n; i++) {
+        int64_t seq = events[i]->seq;
+        if (seq <= s->applied_max) {
+            remove_hole(s, seq);
+            continue;
+        }
+        for (int64_t m = s->applied_max + 1; m < seq; m++) {
+            if (s->n_holes == HOLES_MAX) {
+                s->overflowed = 1;
+                break;
+            }
+            s->holes[s->n_holes].seq = m;
+            s->holes[s->n_holes].since_ms = now;
+            s->n_holes++;
+        }
+        s->applied_max = seq;
+    }
+    for (int i = 0; i < s->n_holes;)
+        if (now - s->holes[i].since_ms > HOLE_TTL_MS) {
+            vap_info(NULL, "outbox seq %" PRId64 " never appeared; taken as rolled back",
+                     s->holes[i].seq);
+            s->holes[i] = s->holes[--s->n_holes];
+        } else {
+            i++;
+        }
+}
+
+/* Writes events and the cursor in one transaction. */
+static int apply(struct usage_sync *s, Vap__UsageEvent **events, size_t n)
+{
+    PGconn *conn = NULL;
+    char cursor[24];
+    const char *cp[1] = {cursor};
+    int rv;
+
+    if (n > 1)
+        qsort(events, n, sizeof(*events), by_seq);
+    rv = vap_db_acquire(s->ctx->db, &conn, vap_now_ms() + 5000);
+    if (rv != 0)
+        return rv;
+    rv = vap_db_command(conn, NULL, "BEGIN; SET LOCAL synchronous_commit = off");
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        char seq[24], otp[24], at[24];
+        const Vap__UsageEvent *e = events[i];
+        const char *p[5] = {seq, otp, e->agent_type, e->grant_id[0] ? e->grant_id : NULL, at};
+        snprintf(seq, sizeof(seq), "%" PRId64, e->seq);
+        snprintf(otp, sizeof(otp), "%" PRId64, e->otp_id);
+        snprintf(at, sizeof(at), "%" PRId64, e->occurred_at_ms);
+        rv = vap_db_exec(conn, NULL,
+                         "INSERT INTO usage.accesses (outbox_seq, otp_id, agent_type, grant_id,"
+                         " accessed_at) VALUES ($1, nullif($2::int8, 0), $3, $4::uuid,"
+                         " to_timestamp($5::float8 / 1000)) ON CONFLICT (outbox_seq) DO NOTHING",
+                         5, p, NULL);
+    }
+    if (rv == 0) {
+        /* Cursor computed as if the batch commits; on failure the state is rebuilt. */
+        int64_t saved_max = s->applied_max;
+        track(s, events, n, vap_now_ms());
+        snprintf(cursor, sizeof(cursor), "%" PRId64, safe_cursor(s));
+        rv = vap_db_exec(conn, NULL,
+                         "UPDATE usage.cursor SET last_seq = greatest(last_seq, $1::int8)"
+                         " WHERE id = 1",
+                         1, cp, NULL);
+        if (rv == 0)
+            rv = vap_db_command(conn, NULL, "COMMIT");
+        if (rv != 0) {
+            s->applied_max = saved_max;
+            s->overflowed = 1;
+        }
+    }
+    if (rv != 0)
+        vap_db_command(conn, NULL, "ROLLBACK");
+    vap_db_release(s->ctx->db, conn);
+    return rv;
+}
+
+/* Reads the stored cursor into applied_max (start, and after trouble). */
+static int load_cursor(struct usage_sync *s)
+{
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    int rv = vap_db_acquire(s->ctx->db, &conn, vap_now_ms() + 5000);
+    if (rv != 0)
+        return rv;
+    rv = vap_db_exec(conn, NULL, "SELECT last_seq FROM usage.cursor WHERE id = 1", 0, NULL, &res);
+    vap_db_release(s->ctx->db, conn);
+    if (rv != 0)
+        return rv;
+    s->applied_max = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    s->n_holes = 0;
+    s->overflowed = 0;
+    PQclear(res);
+    return 0;
+}
+
+/* Asks vap-auth for rows after applied_max and for the holes; applies them. Returns
+ * 1 when more rows are waiting, 0 when caught up, < 0 on failure. */
+static int catch_up(struct usage_sync *s)
+{
+    Vap__OutboxRequest in = VAP__OUTBOX_REQUEST__INIT;
+    struct vap_rpc_result res;
+    int64_t seqs[HOLES_MAX];
+    const Vap__OutboxBatch *b;
+    int rv, more;
+
+    if (s->overflowed && load_cursor(s) != 0)
+        return -1;
+    for (int i = 0; i < s->n_holes; i++)
+        seqs[i] = s->holes[i].seq;
+    in.after_seq = s->applied_max;
+    in.limit = BATCH_LIMIT;
+    in.n_seqs = (size_t)s->n_holes;
+    in.seqs = seqs;
+    rv = vap_rpc_call(s->ctx->auth, "auth.outbox", NULL, &in.base, &vap__outbox_batch__descriptor,
+                      vap_now_ms() + 3000, &res);
+    if (rv != 0 || res.status != 200) {
+        vap_rpc_result_clear(&res);
+        return -1;
+    }
+    b = (const Vap__OutboxBatch *)res.reply;
+    rv = b->n_events ? apply(s, b->events, b->n_events) : 0;
+    more = rv == 0 && b->max_seq > s->applied_max;
+    if (rv == 0 && b->n_events)
+        vap_debug(NULL, "outbox catch-up applied=%zu max=%" PRId64 " holes=%d", b->n_events,
+                  s->applied_max, s->n_holes);
+    vap_rpc_result_clear(&res);
+    return rv != 0 ? -1 : more;
+}
+
+static void *applier_thread(void *arg)
+{
+    struct usage_sync *s = arg;
+    int64_t next_catchup = 0;
+    int ready = 0;
+
+    while (1) {
+        Vap__UsageEvent **batch = NULL;
+        size_t n = 0;
+        int want_catchup;
+        struct timespec ts;
+        int64_t until = vap_now_ms() + 100;
+
+        pthread_mutex_lock(&s->lock);
+        if (s->n_pending == 0 && !s->stopping && !s->catchup_now) {
+            ts.tv_sec = until / 1000;
+            ts.tv_nsec = (until % 1000) * 1000000;
+            pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+        }
+        if (s->stopping) {
+            pthread_mutex_unlock(&s->lock);
+            break;
+        }
+        if (s->n_pending) {
+            batch = s->pending;
+            n = s->n_pending;
+            s->pending = calloc(PENDING_MAX, sizeof(*s->pending));
+            s->n_pending = 0;
+            if (!s->pending) { /* keep the old array; try again later */
+                s->pending = batch;
+                s->n_pending = n;
+                batch = NULL;
+                n = 0;
+            }
+        }
+        want_catchup = s->catchup_now;
+        s->catchup_now = 0;
+        pthread_mutex_unlock(&s->lock);
+
+        if (!ready) {
+            ready = load_cursor(s) == 0;
+            want_catchup = 1;
+        }
+        if (ready && n > 0) {
+            int64_t before = s->applied_max;
+            if (apply(s, batch, n) != 0)
+                want_catchup = 1; /* the outbox still has them */
+            else if (s->n_holes > 0 || batch[0]->seq > before + 1)
+                want_catchup = 1;
+        }
+        for (size_t i = 0; i < n; i++)
+            vap__usage_event__free_unpacked(batch[i], NULL);
+        free(batch);
+        if (ready && (want_catchup || vap_now_ms() >= next_catchup)) {
+            int more;
+            do
+                more = catch_up(s);
+            while (more == 1 && !s->stopping);
+            next_catchup = vap_now_ms() + (more < 0 ? 200 : CATCHUP_INTERVAL_MS);
+        }
+    }
+    return NULL;
+}
+
+int usage_sync_start(struct usage_ctx *ctx, const char *events_url)
+{
+    struct usage_sync *s = calloc(1, sizeof(*s));
+    pthread_condattr_t attr;
+    int rv;
+    if (!s)
+        return VAP_ENOMEM;
+    s->ctx = ctx;
+    s->pending = calloc(PENDING_MAX, sizeof(*s->pending));
+    if (!s->pending) {
+        free(s);
+        return VAP_ENOMEM;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    ctx->sync = s;
+    if (pthread_create(&s->thread, NULL, applier_thread, s) != 0)
+        return VAP_EINTERNAL;
+    rv = vap_sub_open(&s->sub, events_url, on_event, NULL, 1000, s);
+    return rv;
+}
+
+void usage_sync_stop(struct usage_ctx *ctx)
+{
+    struct usage_sync *s = ctx->sync;
+    if (!s)
+        return;
+    vap_sub_close(s->sub);
+    pthread_mutex_lock(&s->lock);
+    s->stopping = 1;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->thread, NULL);
+    for (size_t i = 0; i < s->n_pending; i++)
+        vap__usage_event__free_unpacked(s->pending[i], NULL);
+    free(s->pending);
+    free(s);
+    ctx->sync = NULL;
+}
+
+void usage_sync_state(struct usage_ctx *ctx, int64_t *applied_max, int *holes)
+{
+    *applied_max = ctx->sync ? ctx->sync->applied_max : 0;
+    *holes = ctx->sync ? ctx->sync->n_holes : 0;
+}
