@@ -36,13 +36,25 @@ static void make_dummy_hash(void)
         dummy_hash[0] = '\0';
 }
 
-static void take_hash_slot(struct auth_ctx *ctx)
+/*
+ * Takes one of the few argon2id slots. At most one thread waits for a slot; any other
+ * caller is told to come back (503), so a burst of admin logins can never occupy every
+ * RPC thread and starve visitors' OTP logins. Returns 0 or VAP_EUNAVAIL.
+ */
+static int take_hash_slot(struct auth_ctx *ctx)
 {
     pthread_mutex_lock(&ctx->hash_slots_lock);
+    if (ctx->hash_slots == 0 && ctx->hash_waiters >= 1) {
+        pthread_mutex_unlock(&ctx->hash_slots_lock);
+        return VAP_EUNAVAIL;
+    }
+    ctx->hash_waiters++;
     while (ctx->hash_slots == 0)
         pthread_cond_wait(&ctx->hash_slots_cond, &ctx->hash_slots_lock);
+    ctx->hash_waiters--;
     ctx->hash_slots--;
     pthread_mutex_unlock(&ctx->hash_slots_lock);
+    return 0;
 }
 
 static void give_hash_slot(struct auth_ctx *ctx)
@@ -53,10 +65,12 @@ static void give_hash_slot(struct auth_ctx *ctx)
     pthread_mutex_unlock(&ctx->hash_slots_lock);
 }
 
+/* 1: matches, 0: does not, VAP_EUNAVAIL: too busy to check now. */
 static int verify_password(struct auth_ctx *ctx, const char *hash, const char *password)
 {
     int ok;
-    take_hash_slot(ctx);
+    if (take_hash_slot(ctx) != 0)
+        return VAP_EUNAVAIL;
     ok = crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
     give_hash_slot(ctx);
     return ok;
@@ -66,7 +80,8 @@ static int hash_password(struct auth_ctx *ctx, const char *password,
                          char out[crypto_pwhash_STRBYTES])
 {
     int rv;
-    take_hash_slot(ctx);
+    if (take_hash_slot(ctx) != 0)
+        return VAP_EUNAVAIL;
     rv = crypto_pwhash_str(out, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
                            crypto_pwhash_MEMLIMIT_INTERACTIVE);
     give_hash_slot(ctx);
@@ -176,7 +191,13 @@ void auth_login_admin(void *user, const struct vap_rpc_request *req,
         return;
     }
     pthread_once(&dummy_once, make_dummy_hash);
-    ok = verify_password(ctx, rv == 0 ? hash : dummy_hash, in->password) && rv == 0;
+    ok = verify_password(ctx, rv == 0 ? hash : dummy_hash, in->password);
+    if (ok == VAP_EUNAVAIL) {
+        vap_rpc_response_error(resp, 503, "Too many logins at once; try again");
+        resp->retry_after = 1;
+        return;
+    }
+    ok = ok == 1 && rv == 0;
     if (!ok) {
         record_failure(ctx, addr_key, user_key);
         vap_info(req->request_id, "admin login failed addr=%s", in->client_addr);
@@ -223,13 +244,20 @@ void auth_change_password(void *user, const struct vap_rpc_request *req,
         auth_db_error(resp, rv);
         return;
     }
-    if (!verify_password(ctx, hash, in->current_password)) {
+    rv = verify_password(ctx, hash, in->current_password);
+    if (rv == VAP_EUNAVAIL) {
+        vap_rpc_response_error(resp, 503, "Too many logins at once; try again");
+        resp->retry_after = 1;
+        return;
+    }
+    if (rv != 1) {
         record_failure(ctx, addr_key, user_key);
         vap_rpc_response_error(resp, 400, "Incorrect current password");
         return;
     }
     if (hash_password(ctx, in->new_password, new_hash) != 0) {
-        vap_rpc_response_error(resp, 500, "Internal error");
+        vap_rpc_response_error(resp, 503, "Too many logins at once; try again");
+        resp->retry_after = 1;
         return;
     }
     rv = vap_db_acquire(ctx->db, &conn, req->deadline_ms);

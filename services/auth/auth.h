@@ -32,6 +32,7 @@ struct auth_ctx {
     pthread_mutex_t hash_slots_lock;      /* bounds concurrent argon2id hashing */
     pthread_cond_t hash_slots_cond;
     int hash_slots;
+    int hash_waiters;
 };
 
 /* Runs on the RPC threads. */
