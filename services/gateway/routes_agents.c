@@ -196,6 +196,11 @@ void gw_route_agents_usage(struct gw_req *r)
     int64_t since = 0, limit = 100, offset = 0;
     int n, rv;
 
+    /* ?bucket=hour: the hourly series, the same as on /api/agents/traffic. */
+    if (query_var(r, "bucket", buf, sizeof(buf)) >= 0) {
+        gw_route_agents_traffic(r);
+        return;
+    }
     n = query_var(r, "agent_type", agent, sizeof(agent));
     if (n == -2)
         vap_verrors_add_at(&v, "query", "agent_type", "too long", "value_error");
