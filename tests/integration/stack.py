@@ -1,0 +1,199 @@
+"""Starts the real portal on free ports for black-box tests and benchmarks.
+
+PgCluster: a private PostgreSQL 15 (run as the postgres user when we are root, since
+PostgreSQL refuses root). Stack: the services under vap-supervisor, with every port
+and URL chosen free. No pytest here, so bench/ can import it too.
+"""
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
+SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(cmd):
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--"] + cmd
+    return cmd
+
+
+class PgCluster:
+    """A throwaway PostgreSQL cluster listening on 127.0.0.1 and a private socket."""
+
+    def __init__(self, tmpdir=None):
+        self.dir = tmpdir or tempfile.mkdtemp(prefix="vap-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.sock = os.path.join(self.dir, "sock")
+        self.port = free_port()
+        self.password = secrets.token_hex(12)
+        os.makedirs(self.sock, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+            shutil.chown(self.sock, "postgres")
+            os.chmod(self.dir, 0o755)
+        subprocess.run(_as_postgres([f"{PG_BIN}/initdb", "-D", self.data, "-U", "postgres",
+                                     "-A", "trust", "--no-sync"]),
+                       check=True, stdout=subprocess.DEVNULL)
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as conf:
+            conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
+                       f"unix_socket_directories = '{self.sock}'\nfsync = off\n"
+                       "max_connections = 200\n")
+        self.start()
+        sql = (f"CREATE ROLE vap LOGIN PASSWORD '{self.password}';"
+               "CREATE DATABASE vap OWNER vap;")
+        for stmt in sql.split(";"):
+            if stmt:
+                subprocess.run(_as_postgres(["psql", "-h", self.sock, "-p", str(self.port),
+                                             "-U", "postgres", "-qc", stmt]), check=True)
+
+    @property
+    def url(self):
+        return f"postgresql://vap:{self.password}@127.0.0.1:{self.port}/vap"
+
+    def start(self):
+        subprocess.run(_as_postgres([f"{PG_BIN}/pg_ctl", "-D", self.data, "-w", "-l",
+                                     os.path.join(self.dir, "log"), "start"]),
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def stop(self, mode="fast"):
+        subprocess.run(_as_postgres([f"{PG_BIN}/pg_ctl", "-D", self.data, "-w", "-m", mode,
+                                     "stop"]), stdout=subprocess.DEVNULL)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def destroy(self):
+        self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def build_dir():
+    return os.environ.get("VAP_BUILD_DIR", os.path.join(REPO, "build-test"))
+
+
+class Stack:
+    """The portal's services under vap-supervisor, on free ports."""
+
+    SERVICES = ("auth", "usage", "gateway")
+
+    def __init__(self, pg, extra_env=None, services=SERVICES, bin_dir=None):
+        self.pg = pg
+        self.bin = bin_dir or os.path.join(build_dir(), "bin")
+        self.dir = tempfile.mkdtemp(prefix="vap-stack-")
+        self.logs = os.path.join(self.dir, "logs")
+        self.run = os.path.join(self.dir, "run")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ)
+        self.env.update({
+            "PORT": str(self.port),
+            "BIND_ADDR": "127.0.0.1",
+            "AUTH_RPC_URL": f"tcp://127.0.0.1:{free_port()}",
+            "AUTH_EVENTS_URL": f"tcp://127.0.0.1:{free_port()}",
+            "USAGE_RPC_URL": f"tcp://127.0.0.1:{free_port()}",
+            "DATABASE_URL": pg.url,
+            "SECRET_KEY": secrets.token_hex(32),
+            "WEB_DIR": os.path.join(REPO, "web"),
+            "AGENTS_DIR": os.path.join(REPO, "config", "agents"),
+            "CORS_ORIGINS": "http://allowed.example",
+            "LOG_LEVEL": "info",
+            "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+        })
+        self.env.update(extra_env or {})
+        self.services = services
+        self.proc = None
+        self.extra = []
+
+    def start(self, timeout=30):
+        specs = [f"{name}:{self.bin}/vap-{name}" for name in self.services]
+        self.proc = subprocess.Popen(
+            [f"{self.bin}/vap-supervisor", "--log-dir", self.logs, "--run-dir", self.run] + specs,
+            env=self.env, stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.dir, "supervisor.log"), "ab"))
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=30, url=None):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen((url or self.url) + "/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except Exception:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("stack not ready; logs:\n" + self.tails())
+
+    def pid(self, name):
+        with open(os.path.join(self.run, f"{name}.pid")) as f:
+            return int(f.read().strip())
+
+    def kill(self, name, sig=signal.SIGKILL):
+        os.kill(self.pid(name), sig)
+
+    def log_text(self, name):
+        try:
+            with open(os.path.join(self.logs, f"{name}.log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def tails(self, lines=15):
+        out = []
+        for name in self.services:
+            text = self.log_text(name).splitlines()[-lines:]
+            out.append(f"--- {name}\n" + "\n".join(text))
+        return "\n".join(out)
+
+    def sanitizer_reports(self):
+        found = []
+        names = list(self.services) + [f"extra{i}" for i in range(len(self.extra))]
+        for name in names:
+            text = self.log_text(name)
+            if any(mark in text for mark in SANITIZER_MARKS):
+                found.append(f"{name}:\n{text[-4000:]}")
+        return found
+
+    def start_extra_gateway(self):
+        """A second gateway on its own port, sharing auth and the secret."""
+        port = free_port()
+        env = dict(self.env, PORT=str(port))
+        index = len(self.extra)
+        log = open(os.path.join(self.logs, f"extra{index}.log"), "ab")
+        proc = subprocess.Popen([f"{self.bin}/vap-gateway"], env=env, stdout=log, stderr=log)
+        self.extra.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        self.wait_ready(url=url)
+        return url
+
+    def stop(self):
+        for proc in self.extra:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                return self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.returncode if self.proc else None
