@@ -105,36 +105,27 @@ void vap_rpc_result_clear(struct vap_rpc_result *res)
     }
 }
 
-/* Synchronous send/receive on a context with a timeout (nng 1.5 has no
- * nng_ctx_sendmsg). On a failed send the caller still owns msg. Returns an nng error. */
-static int ctx_send(nng_ctx ctx, nng_msg *msg, nng_duration timeout)
+/* Synchronous send/receive on a context with a timeout, on the caller's aio (nng 1.5
+ * has no nng_ctx_sendmsg). On a failed send the caller still owns msg. Returns an nng
+ * error. */
+static int ctx_send(nng_ctx ctx, nng_aio *aio, nng_msg *msg, nng_duration timeout)
 {
-    nng_aio *aio;
-    int rv = nng_aio_alloc(&aio, NULL, NULL);
-    if (rv != 0)
-        return rv;
     nng_aio_set_msg(aio, msg);
     nng_aio_set_timeout(aio, timeout);
     nng_ctx_send(ctx, aio);
     nng_aio_wait(aio);
-    rv = nng_aio_result(aio);
-    nng_aio_free(aio);
-    return rv;
+    return nng_aio_result(aio);
 }
 
-static int ctx_recv(nng_ctx ctx, nng_msg **msg, nng_duration timeout)
+static int ctx_recv(nng_ctx ctx, nng_aio *aio, nng_msg **msg, nng_duration timeout)
 {
-    nng_aio *aio;
-    int rv = nng_aio_alloc(&aio, NULL, NULL);
-    if (rv != 0)
-        return rv;
+    int rv;
     nng_aio_set_timeout(aio, timeout);
     nng_ctx_recv(ctx, aio);
     nng_aio_wait(aio);
     rv = nng_aio_result(aio);
     if (rv == 0)
         *msg = nng_aio_get_msg(aio);
-    nng_aio_free(aio);
     return rv;
 }
 
@@ -157,6 +148,7 @@ int vap_rpc_call(struct vap_rpc_client *client, const char *method, const char *
     Vap__RpcReply *reply = NULL;
     uint8_t *body = NULL;
     nng_msg *msg = NULL;
+    nng_aio *aio = NULL;
     nng_ctx ctx;
     int64_t left = vap_ms_left(deadline_ms);
     int rv, nrv;
@@ -183,20 +175,27 @@ int vap_rpc_call(struct vap_rpc_client *client, const char *method, const char *
     if (rv != 0)
         return rv;
 
+    if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
+        nng_msg_free(msg);
+        return VAP_ENOMEM;
+    }
     nrv = nng_ctx_open(&ctx, client->sock);
     if (nrv != 0) {
         nng_msg_free(msg);
+        nng_aio_free(aio);
         return VAP_EUNAVAIL;
     }
-    nrv = ctx_send(ctx, msg, (nng_duration)left);
+    nrv = ctx_send(ctx, aio, msg, (nng_duration)left);
     if (nrv != 0) {
         nng_msg_free(msg); /* ownership passes to nng only on success */
         nng_ctx_close(ctx);
+        nng_aio_free(aio);
         return nrv == NNG_ETIMEDOUT ? VAP_ETIMEDOUT : VAP_EUNAVAIL;
     }
     left = vap_ms_left(deadline_ms);
-    nrv = ctx_recv(ctx, &msg, (nng_duration)(left > 0 ? left : 1));
+    nrv = ctx_recv(ctx, aio, &msg, (nng_duration)(left > 0 ? left : 1));
     nng_ctx_close(ctx);
+    nng_aio_free(aio);
     if (nrv != 0)
         return nrv == NNG_ETIMEDOUT ? VAP_ETIMEDOUT : VAP_EUNAVAIL;
 
@@ -321,25 +320,28 @@ static nng_msg *serve_one(struct vap_rpc_server *srv, nng_msg *in)
 static void *server_thread(void *arg)
 {
     struct vap_rpc_server *srv = arg;
+    nng_aio *aio = NULL;
     nng_ctx ctx;
 
-    if (nng_ctx_open(&ctx, srv->sock) != 0) {
+    if (nng_aio_alloc(&aio, NULL, NULL) != 0 || nng_ctx_open(&ctx, srv->sock) != 0) {
         vap_error(NULL, "rpc server: cannot open context");
+        nng_aio_free(aio);
         return NULL;
     }
     while (!atomic_load(&srv->stopping)) {
         nng_msg *in = NULL, *out;
-        int rv = ctx_recv(ctx, &in, 200);
+        int rv = ctx_recv(ctx, aio, &in, 200);
         if (rv == NNG_ETIMEDOUT)
             continue;
         if (rv != 0)
             break;
         out = serve_one(srv, in);
         nng_msg_free(in);
-        if (out && ctx_send(ctx, out, 1000) != 0)
+        if (out && ctx_send(ctx, aio, out, 1000) != 0)
             nng_msg_free(out);
     }
     nng_ctx_close(ctx);
+    nng_aio_free(aio);
     return NULL;
 }
 
