@@ -92,3 +92,18 @@ def test_auth_killed_mid_load_never_overspends_or_loses_events(fresh_stack):
     rows = usage_rows(stack.url, admin, otp["id"], expect=used, wait_s=20)
     assert len(rows) == used
     assert results["ok"] <= used
+
+
+def test_database_restart_under_load_gives_503s_then_recovers(fresh_stack):
+    stack = fresh_stack
+    admin = admin_token(stack.url)
+    otp = new_otp(stack.url, admin, 100000)
+    token = otp_token(stack.url, otp["code"])
+    results, _ = run_load(stack.url, token, stack.pg.restart)
+    wait_ready(stack)
+    assert set(results["statuses"]) <= {200, 503}, set(results["statuses"])
+    assert results["ok"] > 0
+    # full recovery: new work succeeds and the books still balance
+    assert call(stack.url, "POST", "/api/agents/access", {"agent_type": "hospital"}, token)[0] == 200
+    results["ok"] += 1
+    check_invariant(stack, otp, results)
