@@ -32,9 +32,10 @@ def _as_postgres(cmd):
 
 
 class PgCluster:
-    """A throwaway PostgreSQL cluster listening on 127.0.0.1 and a private socket."""
+    """A throwaway PostgreSQL cluster listening on 127.0.0.1 and a private socket.
+    Tests run it with fsync off (speed); durable=True keeps fsync on (benchmarks)."""
 
-    def __init__(self, tmpdir=None):
+    def __init__(self, tmpdir=None, durable=False):
         self.dir = tmpdir or tempfile.mkdtemp(prefix="vap-pg-")
         self.data = os.path.join(self.dir, "data")
         self.sock = os.path.join(self.dir, "sock")
@@ -50,7 +51,8 @@ class PgCluster:
                        check=True, stdout=subprocess.DEVNULL)
         with open(os.path.join(self.data, "postgresql.conf"), "a") as conf:
             conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
-                       f"unix_socket_directories = '{self.sock}'\nfsync = off\n"
+                       f"unix_socket_directories = '{self.sock}'\n"
+                       f"fsync = {'on' if durable else 'off'}\n"
                        "max_connections = 200\n")
         self.start()
         sql = (f"CREATE ROLE vap LOGIN PASSWORD '{self.password}';"
