@@ -12,9 +12,40 @@
 #include <string.h>
 #include <time.h>
 
+#include <libpq-events.h>
+
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+
+/* Statements prepared on one connection, by hash of their text. Parsing and planning a
+ * statement once per connection instead of once per call saves a good part of the
+ * server's work on the hot paths (OTP login, access, listing). */
+#define STMT_CACHE_MAX 64
+struct stmt_cache {
+    uint64_t hashes[STMT_CACHE_MAX];
+    int n;
+};
+
+static int stmt_cache_event(PGEventId id, void *info, void *pass)
+{
+    (void)pass;
+    if (id == PGEVT_CONNDESTROY) {
+        PGEventConnDestroy *e = info;
+        free(PQinstanceData(e->conn, stmt_cache_event));
+    }
+    return 1;
+}
+
+static uint64_t sql_hash(const char *sql)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
 
 struct pooled {
     PGconn *conn;
@@ -107,7 +138,12 @@ static PGconn *open_connection(struct vap_db_pool *pool)
      * later keys override what it says. */
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (conn && PQstatus(conn) == CONNECTION_OK) {
+        struct stmt_cache *cache = calloc(1, sizeof(*cache));
         PQsetNoticeProcessor(conn, on_notice, NULL);
+        if (cache && PQregisterEventProc(conn, stmt_cache_event, "vap_stmt_cache", NULL) &&
+            PQsetInstanceData(conn, stmt_cache_event, cache))
+            cache = NULL; /* owned by the connection now */
+        free(cache);
         return conn;
     }
     if (conn) {
@@ -245,11 +281,48 @@ static int classify_result(PGconn *conn, PGresult *res, const char *request_id)
     return VAP_EDB;
 }
 
+/* Runs sql as a statement prepared on this connection, preparing it on first use.
+ * Falls back to a one-shot PQexecParams when the cache is missing or full. */
+static PGresult *exec_prepared(PGconn *conn, const char *request_id, const char *sql,
+                               int nparams, const char *const *params, int *rv)
+{
+    struct stmt_cache *cache = PQinstanceData(conn, stmt_cache_event);
+    uint64_t h = sql_hash(sql);
+    char name[24];
+    int i;
+
+    *rv = 0;
+    if (!cache)
+        return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    snprintf(name, sizeof(name), "vap_%016llx", (unsigned long long)h);
+    for (i = 0; i < cache->n; i++)
+        if (cache->hashes[i] == h)
+            break;
+    if (i == cache->n) {
+        PGresult *prep;
+        if (cache->n == STMT_CACHE_MAX)
+            return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        prep = PQprepare(conn, name, sql, nparams, NULL);
+        *rv = classify_result(conn, prep, request_id);
+        PQclear(prep);
+        if (*rv != 0)
+            return NULL;
+        cache->hashes[cache->n++] = h;
+    }
+    return PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+}
+
 int vap_db_exec(PGconn *conn, const char *request_id, const char *sql, int nparams,
                 const char *const *params, PGresult **out)
 {
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    int rv = classify_result(conn, res, request_id);
+    int rv;
+    PGresult *res = exec_prepared(conn, request_id, sql, nparams, params, &rv);
+    if (rv != 0) {
+        if (out)
+            *out = NULL;
+        return rv;
+    }
+    rv = classify_result(conn, res, request_id);
     if (rv != 0 || out == NULL) {
         PQclear(res);
         if (out)
