@@ -4,9 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <signal.h>
+
+#include "clock.h"
 #include "db.h"
 #include "err.h"
 #include "log.h"
+#include "signals.h"
 
 static int valid_identifier(const char *s)
 {
@@ -74,4 +78,28 @@ int vap_migrate(PGconn *conn, const char *schema, const struct vap_embedded_file
 fail:
     vap_db_command(conn, NULL, "ROLLBACK");
     return rv;
+}
+
+int vap_migrate_pool(struct vap_db_pool *pool, const char *schema,
+                     const struct vap_embedded_file *files, int timeout_s)
+{
+    int64_t give_up = vap_now_ms() + (int64_t)timeout_s * 1000;
+    for (;;) {
+        PGconn *conn = NULL;
+        int sig, rv = vap_db_acquire(pool, &conn, vap_now_ms() + 5000);
+        if (rv == 0) {
+            rv = vap_migrate(conn, schema, files, NULL);
+            vap_db_release(pool, conn);
+            if (rv == 0)
+                return 0;
+        }
+        if (vap_now_ms() > give_up) {
+            vap_error(NULL, "database not usable after %d s: %s", timeout_s, vap_strerror(rv));
+            return rv;
+        }
+        vap_warn(NULL, "database not ready (%s); retrying", vap_strerror(rv));
+        sig = vap_signals_wait(1000);
+        if (sig == SIGTERM || sig == SIGINT)
+            return VAP_EUNAVAIL;
+    }
 }

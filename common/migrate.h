@@ -19,4 +19,15 @@
 int vap_migrate(PGconn *conn, const char *schema, const struct vap_embedded_file *files,
                 int *applied);
 
+struct vap_db_pool;
+
+/*
+ * Applies the migrations with a connection from pool, retrying every second while the
+ * database cannot be reached (e.g. it starts after the service), for at most
+ * timeout_s. Returns 0, the last error, or VAP_EUNAVAIL when SIGTERM/SIGINT arrived
+ * meanwhile (signals must be blocked with vap_signals_block()). Blocks.
+ */
+int vap_migrate_pool(struct vap_db_pool *pool, const char *schema,
+                     const struct vap_embedded_file *files, int timeout_s);
+
 #endif

@@ -72,6 +72,19 @@ void auth_publish_otp_changed(struct auth_ctx *ctx, int64_t otp_id, int revoked)
 /* Publishes an admin's new password version. */
 void auth_publish_password_changed(struct auth_ctx *ctx, const char *username, int version);
 
+/* The columns auth_otp_from_row() reads, in its order. */
+#define AUTH_OTP_COLUMNS                                                                   \
+    "id, code_enc, max_uses, used_count, is_active,"                                       \
+    " (extract(epoch FROM created_at) * 1000)::int8,"                                      \
+    " coalesce((extract(epoch FROM last_used_at) * 1000)::int8, 0)"
+
+struct Vap__Otp;
+
+/* Fills otp from row of res (selected with AUTH_OTP_COLUMNS). code (7 bytes) receives
+ * the decrypted code and must outlive otp; a code made under another SECRET_KEY is "". */
+void auth_otp_from_row(struct auth_ctx *ctx, PGresult *res, int row, struct Vap__Otp *otp,
+                       char *code);
+
 /* Maps a pool/db error to a reply: 503 for unavailable/timeouts, 500 otherwise. */
 void auth_db_error(struct vap_rpc_response *resp, int err);
 

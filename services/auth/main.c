@@ -77,34 +77,6 @@ static const struct vap_rpc_method methods[] = {
     {NULL, NULL, NULL},
 };
 
-static int stop_requested;
-
-/* Applies migrations, retrying while the database is not up yet (e.g. after a reboot). */
-static int migrate_with_retry(struct auth_ctx *ctx)
-{
-    int64_t give_up = vap_now_ms() + 60000;
-    while (!stop_requested) {
-        PGconn *conn = NULL;
-        int rv = vap_db_acquire(ctx->db, &conn, vap_now_ms() + 5000);
-        if (rv == 0) {
-            rv = vap_migrate(conn, "auth", auth_migrations_files, NULL);
-            vap_db_release(ctx->db, conn);
-            if (rv == 0)
-                rv = auth_ensure_default_admin(ctx);
-            if (rv == 0)
-                return 0;
-        }
-        if (vap_now_ms() > give_up) {
-            vap_error(NULL, "database not usable after 60 s: %s", vap_strerror(rv));
-            return rv;
-        }
-        vap_warn(NULL, "database not ready (%s); retrying", vap_strerror(rv));
-        int sig = vap_signals_wait(1000);
-        if (sig == SIGTERM || sig == SIGINT)
-            stop_requested = 1;
-    }
-    return VAP_EUNAVAIL;
-}
 
 static int make_throttle(struct auth_throttle **out, long max, long window_s, long block_s)
 {
@@ -179,7 +151,9 @@ int main(void)
         vap_error(NULL, "cannot create database pool");
         return 1;
     }
-    rv = migrate_with_retry(&ctx);
+    rv = vap_migrate_pool(ctx.db, "auth", auth_migrations_files, 60);
+    if (rv == 0)
+        rv = auth_ensure_default_admin(&ctx);
     if (rv != 0)
         return 1;
     rv = vap_pub_open(&ctx.events, cfg.events_url);

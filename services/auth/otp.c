@@ -15,18 +15,12 @@
 #include "log.h"
 #include "token.h"
 
-#define OTP_COLUMNS                                                                        \
-    "id, code_enc, max_uses, used_count, is_active,"                                       \
-    " (extract(epoch FROM created_at) * 1000)::int8,"                                      \
-    " coalesce((extract(epoch FROM last_used_at) * 1000)::int8, 0)"
-
 static int64_t col_int(PGresult *res, int row, int col)
 {
     return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
-/* Fills otp from a row selected with OTP_COLUMNS; code (7 bytes) receives the code. */
-static void row_to_otp(struct auth_ctx *ctx, PGresult *res, int row, Vap__Otp *otp,
+void auth_otp_from_row(struct auth_ctx *ctx, PGresult *res, int row, Vap__Otp *otp,
                        char *code)
 {
     uint8_t enc[AUTH_CODE_ENC_LEN + 8];
@@ -42,7 +36,7 @@ static void row_to_otp(struct auth_ctx *ctx, PGresult *res, int row, Vap__Otp *o
     otp->last_used_at_ms = col_int(res, row, 6);
 }
 
-/* Packs every row of res (OTP_COLUMNS) as an OtpList reply. */
+/* Packs every row of res (AUTH_OTP_COLUMNS) as an OtpList reply. */
 static void reply_otp_rows(struct auth_ctx *ctx, PGresult *res, struct vap_rpc_response *resp)
 {
     int n = PQntuples(res);
@@ -57,7 +51,7 @@ static void reply_otp_rows(struct auth_ctx *ctx, PGresult *res, struct vap_rpc_r
     }
     for (int i = 0; i < n; i++) {
         vap__otp__init(&otps[i]);
-        row_to_otp(ctx, res, i, &otps[i], codes + (size_t)i * (AUTH_CODE_LEN + 1));
+        auth_otp_from_row(ctx, res, i, &otps[i], codes + (size_t)i * (AUTH_CODE_LEN + 1));
         ptrs[i] = &otps[i];
     }
     list.n_otps = (size_t)n;
@@ -158,7 +152,7 @@ void auth_otp_list(void *user, const struct vap_rpc_request *req,
         return;
     }
     rv = vap_db_exec(conn, req->request_id,
-                     "SELECT " OTP_COLUMNS " FROM auth.otps WHERE deleted_at IS NULL"
+                     "SELECT " AUTH_OTP_COLUMNS " FROM auth.otps WHERE deleted_at IS NULL"
                      " AND ($3 = 0 OR is_active = ($3 = 1))"
                      " ORDER BY id DESC LIMIT $1 OFFSET $2",
                      3, params, &res);
@@ -271,7 +265,7 @@ void auth_otp_create(void *user, const struct vap_rpc_request *req,
         ids[ids_pos++] = '}';
         ids[ids_pos] = '\0';
         rv = vap_db_exec(conn, req->request_id,
-                         "SELECT " OTP_COLUMNS " FROM auth.otps WHERE id = ANY($1::int8[])"
+                         "SELECT " AUTH_OTP_COLUMNS " FROM auth.otps WHERE id = ANY($1::int8[])"
                          " ORDER BY id DESC",
                          1, p, &all);
     } else {

@@ -81,11 +81,7 @@ void auth_otp_update(void *user, const struct vap_rpc_request *req,
     {
         const char *p[1] = {id};
         rv = vap_db_exec(conn, req->request_id,
-                         "SELECT id, code_enc, max_uses, used_count, is_active,"
-                         " (extract(epoch FROM created_at) * 1000)::int8,"
-                         " coalesce((extract(epoch FROM last_used_at) * 1000)::int8, 0)"
-                         " FROM auth.otps WHERE id = $1",
-                         1, p, &res);
+                         "SELECT " AUTH_OTP_COLUMNS " FROM auth.otps WHERE id = $1", 1, p, &res);
     }
     if (rv != 0 || PQntuples(res) != 1) {
         auth_db_error(resp, rv ? rv : VAP_EDB);
@@ -94,17 +90,7 @@ void auth_otp_update(void *user, const struct vap_rpc_request *req,
     {
         Vap__Otp otp = VAP__OTP__INIT;
         char code[AUTH_CODE_LEN + 1];
-        uint8_t enc[AUTH_CODE_ENC_LEN + 8];
-        int n = auth_bytea_parse(PQgetvalue(res, 0, 1), enc, sizeof(enc));
-        if (n < 0 || auth_codes_decrypt(&ctx->codes, enc, (size_t)n, code) != 0)
-            code[0] = '\0';
-        otp.id = in->id;
-        otp.code = code;
-        otp.max_uses = (int32_t)strtol(PQgetvalue(res, 0, 2), NULL, 10);
-        otp.used_count = (int32_t)strtol(PQgetvalue(res, 0, 3), NULL, 10);
-        otp.is_active = PQgetvalue(res, 0, 4)[0] == 't';
-        otp.created_at_ms = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-        otp.last_used_at_ms = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+        auth_otp_from_row(ctx, res, 0, &otp, code);
         revoked = !otp.is_active;
         if (vap_rpc_response_body(resp, &otp.base) != 0)
             vap_rpc_response_error(resp, 500, "Internal error");

@@ -91,6 +91,9 @@ void gw_reply_raw(struct gw_req *r, int status, const char *content_type, const 
  */
 int gw_reply_rpc_failure(struct gw_req *r, int rv, const struct vap_rpc_result *res);
 
+/* Replies 413 and closes the connection. */
+void gw_reply_too_large(struct gw_req *r);
+
 /* Reads the JSON body (64 KiB limit, application/json required) into *out.
  * On failure it has replied (413/415/422) and returns non-zero. */
 int gw_read_json_body(struct gw_req *r, json_t **out);

@@ -135,6 +135,13 @@ int gw_reply_rpc_failure(struct gw_req *r, int rv, const struct vap_rpc_result *
     return 1;
 }
 
+void gw_reply_too_large(struct gw_req *r)
+{
+    /* The rest of the body is not read: the connection cannot be reused. */
+    gw_add_header(r, "Connection", "close");
+    gw_reply_error(r, 413, "Request body too large (limit 65536 bytes)");
+}
+
 int gw_read_json_body(struct gw_req *r, json_t **out)
 {
     struct vap_verrors v = {0};
@@ -143,8 +150,7 @@ int gw_read_json_body(struct gw_req *r, json_t **out)
     int rv;
 
     if (r->ri->content_length > VAP_HTTP_BODY_MAX) {
-        gw_add_header(r, "Connection", "close");
-        gw_reply_error(r, 413, "Request body too large (limit 65536 bytes)");
+        gw_reply_too_large(r);
         return -1;
     }
     if (!vap_http_content_type_is(r->conn, "application/json")) {
@@ -153,8 +159,7 @@ int gw_read_json_body(struct gw_req *r, json_t **out)
     }
     rv = vap_http_read_body(r->conn, VAP_HTTP_BODY_MAX, &body, &len);
     if (rv == VAP_ETOOBIG) {
-        gw_add_header(r, "Connection", "close");
-        gw_reply_error(r, 413, "Request body too large (limit 65536 bytes)");
+        gw_reply_too_large(r);
         return -1;
     }
     if (rv != 0) {

@@ -36,8 +36,7 @@ static int read_form_credentials(struct gw_req *r, char *user, size_t user_size,
     size_t len = 0;
     int rv = vap_http_read_body(r->conn, VAP_HTTP_BODY_MAX, &body, &len);
     if (rv == VAP_ETOOBIG) {
-        gw_add_header(r, "Connection", "close");
-        gw_reply_error(r, 413, "Request body too large (limit 65536 bytes)");
+        gw_reply_too_large(r);
         return -1;
     }
     if (rv != 0) {
@@ -73,8 +72,7 @@ void gw_route_login_admin(struct gw_req *r)
     int rv;
 
     if (r->ri->content_length > VAP_HTTP_BODY_MAX) {
-        gw_add_header(r, "Connection", "close");
-        gw_reply_error(r, 413, "Request body too large (limit 65536 bytes)");
+        gw_reply_too_large(r);
         return;
     }
     if (vap_http_content_type_is(r->conn, "application/x-www-form-urlencoded")) {

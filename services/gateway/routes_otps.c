@@ -31,6 +31,14 @@ static json_t *otp_json(const Vap__Otp *o)
                      "created_at", created, "last_used_at", last_used);
 }
 
+static json_t *otp_list_json(const Vap__OtpList *list)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < list->n_otps; i++)
+        json_array_append_new(arr, otp_json(list->otps[i]));
+    return arr;
+}
+
 /* Reads an optional integer query parameter; adds a validation error when bad. */
 static int query_int(struct gw_req *r, const char *name, int64_t min, int64_t max,
                      int64_t *out, struct vap_verrors *v)
@@ -81,13 +89,8 @@ void gw_route_otp_list(struct gw_req *r)
     in.offset = (int32_t)offset;
     rv = vap_rpc_call(r->gw->auth, "auth.otp_list", r->request_id, &in.base,
                       &vap__otp_list__descriptor, gw_deadline(r, r->gw->cfg.rpc_timeout_ms), &res);
-    if (!gw_reply_rpc_failure(r, rv, &res)) {
-        const Vap__OtpList *list = (const Vap__OtpList *)res.reply;
-        json_t *arr = json_array();
-        for (size_t i = 0; i < list->n_otps; i++)
-            json_array_append_new(arr, otp_json(list->otps[i]));
-        gw_reply_json(r, 200, arr);
-    }
+    if (!gw_reply_rpc_failure(r, rv, &res))
+        gw_reply_json(r, 200, otp_list_json((const Vap__OtpList *)res.reply));
     vap_rpc_result_clear(&res);
 }
 
@@ -113,13 +116,8 @@ void gw_route_otp_create(struct gw_req *r)
     in.max_uses = (int32_t)max_uses;
     rv = vap_rpc_call(r->gw->auth, "auth.otp_create", r->request_id, &in.base,
                       &vap__otp_list__descriptor, gw_deadline(r, r->gw->cfg.rpc_timeout_ms), &res);
-    if (!gw_reply_rpc_failure(r, rv, &res)) {
-        const Vap__OtpList *list = (const Vap__OtpList *)res.reply;
-        json_t *arr = json_array();
-        for (size_t i = 0; i < list->n_otps; i++)
-            json_array_append_new(arr, otp_json(list->otps[i]));
-        gw_reply_json(r, 201, arr);
-    }
+    if (!gw_reply_rpc_failure(r, rv, &res))
+        gw_reply_json(r, 201, otp_list_json((const Vap__OtpList *)res.reply));
     vap_rpc_result_clear(&res);
 }
 

@@ -52,29 +52,6 @@ static const struct vap_rpc_method methods[] = {
     {NULL, NULL, NULL},
 };
 
-static int migrate_with_retry(struct usage_ctx *ctx)
-{
-    int64_t give_up = vap_now_ms() + 60000;
-    for (;;) {
-        PGconn *conn = NULL;
-        int rv = vap_db_acquire(ctx->db, &conn, vap_now_ms() + 5000);
-        if (rv == 0) {
-            rv = vap_migrate(conn, "usage", usage_migrations_files, NULL);
-            vap_db_release(ctx->db, conn);
-            if (rv == 0)
-                return 0;
-        }
-        if (vap_now_ms() > give_up) {
-            vap_error(NULL, "database not usable after 60 s: %s", vap_strerror(rv));
-            return rv;
-        }
-        vap_warn(NULL, "database not ready (%s); retrying", vap_strerror(rv));
-        int sig = vap_signals_wait(1000);
-        if (sig == SIGTERM || sig == SIGINT)
-            return VAP_EUNAVAIL;
-    }
-}
-
 int main(void)
 {
     static struct usage_ctx ctx;
@@ -103,7 +80,8 @@ int main(void)
         .max_age_s = 1800,
         .application_name = "vap-usage",
     };
-    if (vap_db_pool_create(&ctx.db, &dbo) != 0 || migrate_with_retry(&ctx) != 0)
+    if (vap_db_pool_create(&ctx.db, &dbo) != 0 ||
+        vap_migrate_pool(ctx.db, "usage", usage_migrations_files, 60) != 0)
         return 1;
     if (vap_rpc_client_open(&ctx.auth, cfg.auth_rpc_url) != 0 ||
         usage_sync_start(&ctx, cfg.auth_events_url) != 0 ||
