@@ -43,7 +43,7 @@ static const struct vap_config_item config_table[] = {
     {"GW_RPC_TIMEOUT_MS", VAP_CONFIG_INT, "3000", 50, 60000, 0, &gw.cfg.rpc_timeout_ms, NULL},
     {"GW_LOGIN_TIMEOUT_MS", VAP_CONFIG_INT, "8000", 100, 60000, 0, &gw.cfg.login_timeout_ms,
      NULL},
-    {"GW_REVOCATION_MAX_AGE_MS", VAP_CONFIG_INT, "10000", 1000, 600000, 0,
+    {"GW_REVOCATION_MAX_AGE_MS", VAP_CONFIG_INT, "30000", 1000, 600000, 0,
      &gw.cfg.revocation_max_age_ms, NULL},
     {"GW_DRAIN_MS", VAP_CONFIG_INT, "0", 0, 60000, 0, &gw.cfg.drain_ms, NULL},
 };

@@ -219,7 +219,7 @@ static int refresh(struct gw_revocations *v)
     struct otp_map fresh;
     struct admin_version *admins;
     int rv = vap_rpc_call(v->auth, "auth.revocations", NULL, &empty.base,
-                          &vap__revocation_snapshot__descriptor, vap_now_ms() + 2000, &res);
+                          &vap__revocation_snapshot__descriptor, vap_now_ms() + 5000, &res);
     if (rv != 0 || res.status != 200 || !res.reply) {
         vap_rpc_result_clear(&res);
         return rv != 0 ? rv : VAP_EUNAVAIL;
