@@ -18,8 +18,8 @@
 #include "log.h"
 
 #define SQL_SPEND                                                                          \
-    "WITH spent AS (UPDATE auth.otps SET used_count = used_count + 1, last_used_at = now(),"  \
-    "   updated_at = now() WHERE id = $1 AND deleted_at IS NULL AND is_active"               \
+    "WITH spent AS (UPDATE auth.otps SET used_count = used_count + 1, last_used_at = now()"   \
+    "   WHERE id = $1 AND deleted_at IS NULL AND is_active"                                  \
     "   AND used_count < max_uses RETURNING id, max_uses - used_count AS remaining),"        \
     " g AS (INSERT INTO auth.grants (idempotency_key, otp_id, agent_type, token_jti)"         \
     "   SELECT $2, id, $3, $4 FROM spent RETURNING id, otp_id),"                              \
