@@ -137,10 +137,17 @@ int main(void)
             gw_agents_reload(gw.cfg.agents_dir);
     }
     atomic_store(&gw.draining, 1);
-    vap_info(NULL, "vap-gateway draining");
-    if (gw.cfg.drain_ms > 0)
+    vap_info(NULL, "vap-gateway draining in_flight=%d", gw_metrics_in_flight_now(gw.metrics));
+    if (gw.cfg.drain_ms > 0) /* let load balancers see /readyz fail first */
         vap_signals_wait((int)gw.cfg.drain_ms);
-    mg_stop(mg); /* waits for requests in progress */
+    /* civetweb stops writing replies once mg_stop() begins, so wait here until the
+     * requests in progress have answered (bounded by the longest backend deadline). */
+    {
+        int64_t until = vap_now_ms() + gw.cfg.login_timeout_ms + 1000;
+        while (gw_metrics_in_flight_now(gw.metrics) > 0 && vap_now_ms() < until)
+            vap_signals_wait(20);
+    }
+    mg_stop(mg);
     gw_revocations_stop(gw.revocations);
     vap_rpc_client_close(gw.auth);
     vap_rpc_client_close(gw.usage);

@@ -82,6 +82,11 @@ void gw_metrics_in_flight(struct gw_metrics *m, int delta)
     atomic_fetch_add_explicit(&m->in_flight, delta, memory_order_relaxed);
 }
 
+int gw_metrics_in_flight_now(struct gw_metrics *m)
+{
+    return atomic_load_explicit(&m->in_flight, memory_order_relaxed);
+}
+
 struct out_buf {
     char *data;
     size_t len, cap;

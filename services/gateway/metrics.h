@@ -25,6 +25,9 @@ void gw_metrics_observe(struct gw_metrics *m, int idx, int status, double second
 /* Adjusts the in-flight gauge by delta. */
 void gw_metrics_in_flight(struct gw_metrics *m, int delta);
 
+/* Requests being handled right now. */
+int gw_metrics_in_flight_now(struct gw_metrics *m);
+
 /*
  * Renders everything, plus the extra text (other gauges, may be NULL), as a heap
  * string the caller frees. Returns NULL when out of memory.

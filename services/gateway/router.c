@@ -258,6 +258,13 @@ int gw_handle_request(struct mg_connection *conn)
     if (path_len > 1 && uri[path_len - 1] == '/')
         path_len--;
 
+    if (atomic_load(&gw->draining) && strcmp(uri, "/healthz") != 0) {
+        /* Shutting down: requests already running finish; new ones go elsewhere. */
+        gw_add_header(&req, "Connection", "close");
+        gw_add_header(&req, "Retry-After", "1");
+        gw_reply_error(&req, 503, "Server is shutting down; retry");
+        goto done;
+    }
     if (strcmp(method, "OPTIONS") == 0 && mg_get_header(conn, "Origin") &&
         mg_get_header(conn, "Access-Control-Request-Method")) {
         metric = M_PREFLIGHT;
