@@ -128,6 +128,8 @@ int vap_http_send(struct mg_connection *conn, int status, const char *content_ty
                      extra_headers ? extra_headers : "");
     if (n < 0 || (size_t)n >= sizeof(head))
         return -1;
+    if (strcmp(mg_get_request_info(conn)->request_method, "HEAD") == 0)
+        len = 0; /* the headers say how long the body would be; none is sent */
     if (len > 0 && len <= 16384) {
         /* Small replies: header and body in one write, one packet. */
         char *all = malloc((size_t)n + len);

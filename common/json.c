@@ -38,12 +38,52 @@ void vap_verrors_clear(struct vap_verrors *v)
     v->list = NULL;
 }
 
+/* Deepest nesting a body may have. jansson parses recursively: a body of a few KB of
+ * '[' would otherwise exhaust a civetweb worker's stack. */
+#define JSON_MAX_DEPTH 32
+
+/* Whether brackets nest deeper than JSON_MAX_DEPTH (strings skipped). */
+static int too_deep(const char *body, size_t len)
+{
+    int depth = 0, in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > JSON_MAX_DEPTH)
+                return 1;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return 0;
+}
+
+size_t vap_utf8_length(const char *s, size_t bytes)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < bytes; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
 int vap_json_parse_object(const char *body, size_t len, json_t **out, struct vap_verrors *v)
 {
     json_error_t jerr;
     json_t *root;
     char msg[200];
 
+    if (len > 0 && too_deep(body, len)) {
+        vap_verrors_add(v, NULL, "JSON nested too deeply", "value_error.jsondecode");
+        return VAP_EINVAL;
+    }
     if (len == 0) {
         vap_verrors_add(v, NULL, "field required", "value_error.missing");
         return VAP_EINVAL;
@@ -117,7 +157,12 @@ int vap_json_string_field(json_t *obj, const char *name, size_t min_len, size_t 
         return VAP_EINVAL;
     }
     len = json_string_length(f);
-    if (len < min_len || len > max_len || strlen(json_string_value(f)) != len) {
+    if (strlen(json_string_value(f)) != len) {
+        vap_verrors_add(v, name, "must not contain NUL characters", "value_error");
+        return VAP_EINVAL;
+    }
+    len = vap_utf8_length(json_string_value(f), len);
+    if (len < min_len || len > max_len) {
         snprintf(msg, sizeof(msg), "length must be between %zu and %zu", min_len, max_len);
         vap_verrors_add(v, name, msg, "value_error.any_str.length");
         return VAP_EINVAL;

@@ -31,8 +31,9 @@ int vap_verrors_any(const struct vap_verrors *v);
 void vap_verrors_clear(struct vap_verrors *v);
 
 /*
- * Parses body as a JSON object. On failure adds an error (type "value_error.jsondecode"
- * or "type_error.dict") and returns VAP_EINVAL. *out is owned by the caller.
+ * Parses body as a JSON object, refusing nesting deeper than 32 levels before parsing
+ * (jansson recurses). On failure adds an error (type "value_error.jsondecode" or
+ * "type_error.dict") and returns VAP_EINVAL. *out is owned by the caller.
  */
 int vap_json_parse_object(const char *body, size_t len, json_t **out, struct vap_verrors *v);
 
@@ -44,7 +45,8 @@ int vap_json_parse_object(const char *body, size_t len, json_t **out, struct vap
 int vap_json_int_field(json_t *obj, const char *name, int64_t min, int64_t max, int required,
                        int64_t *out, int *present, struct vap_verrors *v);
 
-/* Reads a string field whose length (bytes) is within min_len..max_len. *out points
+/* Reads a string field whose length in characters (UTF-8 code points, as FastAPI
+ * counts) is within min_len..max_len. *out points
  * into obj. Same conventions as vap_json_int_field. */
 int vap_json_string_field(json_t *obj, const char *name, size_t min_len, size_t max_len,
                           int required, const char **out, int *present,
@@ -53,6 +55,10 @@ int vap_json_string_field(json_t *obj, const char *name, size_t min_len, size_t 
 /* Reads a boolean field. Same conventions. */
 int vap_json_bool_field(json_t *obj, const char *name, int required, int *out, int *present,
                         struct vap_verrors *v);
+
+/* Length in characters (UTF-8 code points, as FastAPI/pydantic count) of s's first
+ * bytes bytes. */
+size_t vap_utf8_length(const char *s, size_t bytes);
 
 /* Strict decimal parse of a whole string into min..max; 0 or VAP_EINVAL. */
 int vap_parse_int64(const char *text, int64_t min, int64_t max, int64_t *out);

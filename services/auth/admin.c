@@ -37,14 +37,14 @@ static void make_dummy_hash(void)
 }
 
 /*
- * Takes one of the few argon2id slots. At most one thread waits for a slot; any other
+ * Takes one of the few argon2id slots. At most two threads wait for a slot; any other
  * caller is told to come back (503), so a burst of admin logins can never occupy every
  * RPC thread and starve visitors' OTP logins. Returns 0 or VAP_EUNAVAIL.
  */
 static int take_hash_slot(struct auth_ctx *ctx)
 {
     pthread_mutex_lock(&ctx->hash_slots_lock);
-    if (ctx->hash_slots == 0 && ctx->hash_waiters >= 1) {
+    if (ctx->hash_slots == 0 && ctx->hash_waiters >= 2) {
         pthread_mutex_unlock(&ctx->hash_slots_lock);
         return VAP_EUNAVAIL;
     }
@@ -175,7 +175,9 @@ void auth_login_admin(void *user, const struct vap_rpc_request *req,
     struct vap_token_claims claims;
     int version = 0, rv, ok;
 
-    if (strlen(in->username) > 64 || strlen(in->password) > 128) {
+    /* The gateway checks lengths in characters; these byte caps (4 bytes a UTF-8
+     * character) only keep unchecked callers from feeding argon2 megabytes. */
+    if (strlen(in->username) > 4 * 64 || strlen(in->password) > 4 * 128) {
         vap_rpc_response_error(resp, 401, "Incorrect username or password");
         return;
     }
@@ -226,7 +228,7 @@ void auth_change_password(void *user, const struct vap_rpc_request *req,
     int version = 0, rv;
     size_t new_len = strlen(in->new_password);
 
-    if (new_len < 8 || new_len > 128) {
+    if (new_len < 8 || new_len > 4 * 128) {
         vap_rpc_response_error(resp, 422, "must be between 8 and 128 characters");
         snprintf(resp->field, sizeof(resp->field), "new_password");
         return;

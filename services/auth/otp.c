@@ -143,7 +143,7 @@ void auth_otp_list(void *user, const struct vap_rpc_request *req,
     PGresult *res = NULL;
     int rv;
 
-    snprintf(limit, sizeof(limit), "%d", in->limit > 0 && in->limit <= 1000 ? in->limit : 1000);
+    snprintf(limit, sizeof(limit), "%d", in->limit > 0 && in->limit <= 10000 ? in->limit : 10000);
     snprintf(offset, sizeof(offset), "%d", in->offset > 0 ? in->offset : 0);
     snprintf(filter, sizeof(filter), "%d", in->active_filter);
     rv = vap_db_acquire(ctx->db, &conn, req->deadline_ms);

@@ -39,7 +39,7 @@ static const struct vap_config_item config_table[] = {
      &gw.cfg.cors_origins, NULL},
     {"WEB_DIR", VAP_CONFIG_STRING, VAP_DEFAULT_WEB_DIR, 0, 0, 0, &gw.cfg.web_dir, NULL},
     {"LOG_LEVEL", VAP_CONFIG_STRING, "info", 0, 0, 0, &gw.cfg.log_level, NULL},
-    {"GW_THREADS", VAP_CONFIG_INT, "128", 4, 4096, 0, &gw.cfg.threads, NULL},
+    {"GW_THREADS", VAP_CONFIG_INT, "256", 4, 4096, 0, &gw.cfg.threads, NULL},
     {"GW_RPC_TIMEOUT_MS", VAP_CONFIG_INT, "3000", 50, 60000, 0, &gw.cfg.rpc_timeout_ms, NULL},
     {"GW_LOGIN_TIMEOUT_MS", VAP_CONFIG_INT, "8000", 100, 60000, 0, &gw.cfg.login_timeout_ms,
      NULL},
@@ -107,14 +107,16 @@ int main(void)
     const char *options[] = {
         "listening_ports", ports,
         "num_threads", threads,
-        "request_timeout_ms", "15000",
-        "keep_alive_timeout_ms", "30000",
+        /* Thread per connection: idle or slow clients must let go of threads soon. */
+        "request_timeout_ms", "10000",
+        "keep_alive_timeout_ms", "5000",
         "enable_keep_alive", "yes",
         "tcp_nodelay", "1",
         "listen_backlog", "1024",
         "connection_queue", "1024",
         "max_request_size", "16384",
-        "decode_url", "yes",
+        /* Paths stay percent-encoded: a decoded %00 would cut "/api/otps/2%00x" short. */
+        "decode_url", "no",
         "static_file_cache_control", "no-cache",
         NULL,
     };

@@ -14,7 +14,7 @@
 #include "log.h"
 #include <sodium.h>
 
-#define USERNAME_MAX 64
+#define USERNAME_MAX 64  /* characters; a UTF-8 character is at most 4 bytes */
 #define PASSWORD_MAX 128
 
 /* Replies 200 {"access_token","token_type":"bearer","expires_in"} from a TokenReply. */
@@ -48,12 +48,12 @@ static int read_form_credentials(struct gw_req *r, char *user, size_t user_size,
     free(body);
     if (un == -1 || un == 0)
         vap_verrors_add(&v, "username", "field required", "value_error.missing");
-    else if (un < 0)
+    else if (un < 0 || vap_utf8_length(user, (size_t)un) > USERNAME_MAX)
         vap_verrors_add(&v, "username", "length must be between 1 and 64",
                         "value_error.any_str.length");
     if (pn == -1 || pn == 0)
         vap_verrors_add(&v, "password", "field required", "value_error.missing");
-    else if (pn < 0)
+    else if (pn < 0 || vap_utf8_length(pass, (size_t)pn) > PASSWORD_MAX)
         vap_verrors_add(&v, "password", "length must be between 1 and 128",
                         "value_error.any_str.length");
     if (vap_verrors_any(&v)) {
@@ -67,7 +67,7 @@ void gw_route_login_admin(struct gw_req *r)
 {
     Vap__LoginAdminRequest in = VAP__LOGIN_ADMIN_REQUEST__INIT;
     struct vap_rpc_result res;
-    char user[USERNAME_MAX + 1], pass[PASSWORD_MAX + 1];
+    char user[4 * USERNAME_MAX + 1], pass[4 * PASSWORD_MAX + 1];
     json_t *body = NULL;
     int rv;
 

@@ -66,11 +66,11 @@ void gw_route_otp_list(struct gw_req *r)
     struct vap_verrors v = {0};
     struct vap_rpc_result res;
     const char *qs = r->ri->query_string;
-    int64_t limit = 1000, offset = 0;
+    int64_t limit = 10000, offset = 0; /* existing dashboards expect every code */
     char active[8];
     int rv;
 
-    query_int(r, "limit", 1, 1000, &limit, &v);
+    query_int(r, "limit", 1, 10000, &limit, &v);
     query_int(r, "offset", 0, 100000000, &offset, &v);
     if (qs && mg_get_var(qs, strlen(qs), "active", active, sizeof(active)) >= 0) {
         if (strcmp(active, "true") == 0 || strcmp(active, "1") == 0)
