@@ -44,6 +44,8 @@ def pytest_sessionfinish(session, exitstatus):
     for s in _stacks:
         s.stop()
         reports += s.sanitizer_reports()
+        if not reports and not os.environ.get("VAP_KEEP_LOGS"):
+            s.cleanup()
     if reports:
         print("\nSANITIZER REPORTS IN SERVICE LOGS:\n" + "\n".join(reports), file=sys.stderr)
         session.exitstatus = 1

@@ -167,8 +167,13 @@ class Stack:
     def sanitizer_reports(self):
         found = []
         names = list(self.services) + [f"extra{i}" for i in range(len(self.extra))]
-        for name in names:
-            text = self.log_text(name)
+        texts = [(name, self.log_text(name)) for name in names]
+        try:  # the supervisor is a sanitized binary too; its stderr goes here
+            with open(os.path.join(self.dir, "supervisor.log"), errors="replace") as f:
+                texts.append(("supervisor", f.read()))
+        except FileNotFoundError:
+            pass
+        for name, text in texts:
             if any(mark in text for mark in SANITIZER_MARKS):
                 found.append(f"{name}:\n{text[-4000:]}")
         return found
@@ -184,6 +189,10 @@ class Stack:
         url = f"http://127.0.0.1:{port}"
         self.wait_ready(url=url)
         return url
+
+    def cleanup(self):
+        """Removes the logs and pid files (after sanitizer_reports() has read them)."""
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def stop(self):
         for proc in self.extra:

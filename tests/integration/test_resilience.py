@@ -1,0 +1,229 @@
+"""Resilience beyond test_http_ops.py, on one stack of this module's own (debug logs,
+low throttle limits; the tests run in file order and the last one kills the
+supervisor): revocations and password changes survive process restarts and reach
+gateways started later, /readyz follows the database, secrets stay out of debug logs,
+the per-username throttle catches guessing spread over addresses, and a supervisor
+killed with SIGKILL takes its children with it."""
+import json
+import signal
+import socket
+import time
+
+import pytest
+
+import conftest
+from stack import PgCluster, Stack
+from test_agents import call, new_otp, otp_token
+from test_auth_otps import raw_request
+
+ADMIN_USER = "cawadmin"
+NEW_PASSWORD = "resilient-password-1"
+
+
+@pytest.fixture(scope="module")
+def rstack():
+    cluster = PgCluster()
+    s = Stack(cluster, extra_env={"LOG_LEVEL": "debug", "THROTTLE_MAX_FAILURES": "4",
+                                  "THROTTLE_USER_MAX_FAILURES": "10"}).start()
+    conftest._stacks.append(s)  # its logs are scanned for sanitizer reports at the end
+    s.state = {"password": "adminc@w", "secrets": ["adminc@w", NEW_PASSWORD], "extra": None}
+    yield s
+    s.stop()
+    cluster.destroy()
+
+
+def login(base, password, source=None):
+    body = json.dumps({"username": ADMIN_USER, "password": password}).encode()
+    status, _, data = raw_request(base, "POST", "/api/auth/login/admin", body,
+                                  {"Content-Type": "application/json"}, source=source)
+    return status, json.loads(data)
+
+
+def admin(s):
+    status, body = login(s.url, s.state["password"])
+    assert status == 200, body
+    s.state["secrets"].append(body["access_token"])
+    return body["access_token"]
+
+
+def extra_gateway(s):
+    if not s.state["extra"]:
+        s.state["extra"] = s.start_extra_gateway()
+    return s.state["extra"]
+
+
+def status_of(base, token, path="/api/agents/list"):
+    try:
+        return call(base, "GET", path, token=token, timeout=5)[0]
+    except OSError:
+        return None  # restarting: connection refused
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return time.time()
+        time.sleep(0.02)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def kill_and_wait(s, name, timeout=10, within=2.0):
+    """kill -9 one service; the supervisor must have the stack ready again within 2 s."""
+    old = s.pid(name)
+    start = time.time()
+    s.kill(name, signal.SIGKILL)
+
+    def back():
+        try:
+            return s.pid(name) != old and call(s.url, "GET", "/readyz", timeout=3)[0] == 200
+        except (OSError, ValueError):
+            return False
+    took = wait_for(back, timeout, f"{name} restarted and the stack ready") - start
+    assert took < within, f"{name}: ready again after {took:.2f}s"
+
+
+def test_revocations_survive_a_gateway_restart_and_reach_a_late_gateway(rstack):
+    s = rstack
+    token_admin = admin(s)
+    otps = [new_otp(s.url, token_admin, 3) for _ in range(3)]
+    s.state["secrets"] += [o["code"] for o in otps]
+    deleted, inactive, live = [otp_token(s.url, o["code"]) for o in otps]
+    s.state["secrets"] += [deleted, inactive, live]
+    assert call(s.url, "DELETE", f"/api/otps/{otps[0]['id']}", token=token_admin)[0] == 200
+    assert call(s.url, "PUT", f"/api/otps/{otps[1]['id']}", {"is_active": False},
+                token_admin)[0] == 200
+    wait_for(lambda: status_of(s.url, deleted) == 401 and status_of(s.url, inactive) == 401, 1.0,
+             "revocation on the gateway")
+
+    old = s.pid("gateway")
+    start = time.time()
+    s.kill("gateway", signal.SIGKILL)
+    seen = []
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        got = (status_of(s.url, deleted), status_of(s.url, inactive), status_of(s.url, live))
+        seen.append(got)
+        assert 200 not in got[:2], f"a revoked token worked on the restarted gateway: {seen[-5:]}"
+        if got[2] == 200:
+            break
+        time.sleep(0.02)
+    assert seen[-1] == (401, 401, 200), seen[-5:]
+    assert s.pid("gateway") != old
+    assert time.time() - start < 2.0, f"gateway back after {time.time() - start:.2f}s"
+
+    late = extra_gateway(s)  # started after the revocations: it must know them too
+    assert status_of(late, deleted) == 401 and status_of(late, inactive) == 401
+    assert status_of(late, live) == 200
+
+
+def test_password_change_survives_restarts_and_reaches_every_gateway(rstack):
+    s = rstack
+    late = extra_gateway(s)
+    old_token = admin(s)
+    for base in (s.url, late):
+        assert call(base, "GET", "/api/otps/?limit=1", token=old_token)[0] == 200
+    body = {"current_password": s.state["password"], "new_password": NEW_PASSWORD}
+    status, resp = call(s.url, "PUT", "/api/auth/change-password", body, old_token)
+    assert status == 200, resp
+    s.state["password"] = NEW_PASSWORD
+    wait_for(lambda: all(status_of(b, old_token, "/api/otps/?limit=1") == 401
+                         for b in (s.url, late)), 1.0, "old admin token refused everywhere")
+
+    kill_and_wait(s, "auth")  # the default admin must not be re-created or reset
+    assert login(s.url, "adminc@w", source="127.0.0.31")[0] == 401
+    new_token = admin(s)
+    kill_and_wait(s, "gateway")
+    for base in (s.url, late):
+        assert status_of(base, old_token, "/api/otps/?limit=1") == 401, base
+        assert status_of(base, new_token, "/api/otps/?limit=1") == 200, base
+
+
+def test_password_length_counts_characters_not_bytes(rstack):
+    """The contract says 8-128 characters: four two-byte characters are too short, and
+    100 of them are fine (and then log in)."""
+    s = rstack
+    results = []
+    for new in ("\u00e9" * 4, "\u00e9" * 100):
+        s.state["secrets"].append(new)
+        body = {"current_password": s.state["password"], "new_password": new}
+        status, resp = call(s.url, "PUT", "/api/auth/change-password", body, admin(s))
+        if status == 200:
+            s.state["password"] = new
+        results.append((status, login(s.url, new)[0] if status == 200 else None))
+    assert results == [(422, None), (200, 200)], results
+
+
+def test_readyz_follows_the_database(rstack):
+    s = rstack
+    s.pg.stop()
+    try:
+        def not_ready():
+            t0 = time.time()
+            status = call(s.url, "GET", "/readyz", timeout=8)[0]
+            assert time.time() - t0 < 5, "/readyz hung"
+            return status == 503
+        wait_for(not_ready, 10, "/readyz 503 with the database down")
+        t0 = time.time()
+        status, _ = call(s.url, "POST", "/api/auth/login/otp", {"otp_code": "123456"}, timeout=8)
+        assert status == 503 and time.time() - t0 < 5
+    finally:
+        s.pg.start()
+    wait_for(lambda: call(s.url, "GET", "/readyz", timeout=5)[0] == 200, 15,
+             "/readyz 200 once the database is back")
+    admin(s)
+
+
+def test_secrets_stay_out_of_debug_logs(rstack):
+    s = rstack
+    token_admin = admin(s)
+    otp = new_otp(s.url, token_admin, 2)
+    token = otp_token(s.url, otp["code"])
+    call(s.url, "POST", "/api/agents/access", {"agent_type": "realestate"}, token)
+    call(s.url, "GET", "/api/agents/list?token=" + token)
+    secrets = s.state["secrets"] + [otp["code"], token, s.env["SECRET_KEY"], s.pg.password]
+    logs = {name: s.log_text(name) for name in list(s.services) +
+            [f"extra{i}" for i in range(len(s.extra))]}
+    assert "debug" in logs["gateway"]  # the level really is debug
+    for name, text in logs.items():
+        for secret in secrets:
+            assert secret not in text, f"a secret ({secret[:4]}...) is in the {name} log"
+
+
+def test_guessing_spread_over_addresses_hits_the_username_throttle(rstack):
+    """THROTTLE_MAX_FAILURES=4 per address, THROTTLE_USER_MAX_FAILURES=10 per username:
+    three guesses from each of five addresses stay under the first and pass the second."""
+    s = rstack
+    statuses = []
+    for a in range(1, 6):
+        for _ in range(3):
+            status, body = login(s.url, "wrong-guess", source=f"127.0.6.{a}")
+            statuses.append(status)
+    # (one earlier failure in this module counts too: the old password after the change)
+    assert statuses[:8] == [401] * 8, statuses
+    assert 429 in statuses, statuses
+    assert set(statuses[statuses.index(429):]) == {429}, statuses
+    status, _, _ = raw_request(s.url, "POST", "/api/auth/login/admin",
+                               json.dumps({"username": ADMIN_USER, "password": "x"}).encode(),
+                               {"Content-Type": "application/json"}, source="127.0.6.99")
+    assert status == 429
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_supervisor_killed_with_sigkill_takes_its_children_down(rstack):
+    s = rstack
+    children = {name: s.pid(name) for name in s.services}
+    port = int(s.url.rsplit(":", 1)[1])
+    s.proc.kill()
+    s.proc.wait(timeout=5)
+    wait_for(lambda: not any(alive(pid) for pid in children.values()), 15,
+             f"children {children} gone after the supervisor's SIGKILL")
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
