@@ -51,6 +51,33 @@ static int need_string(json_t *doc, const char *field, size_t max, const char *f
     return 0;
 }
 
+/* Whether any key at any depth looks like a credential (case-insensitive). */
+static int secret_key_in(json_t *node, const char *file, char *err, size_t err_size)
+{
+    static const char *const words[] = {"api_key", "apikey", "api-key", "secret", "password",
+                                        "token", "authorization", "credential"};
+    const char *key;
+    json_t *v;
+    size_t i;
+    if (json_is_array(node)) {
+        json_array_foreach(node, i, v) if (secret_key_in(v, file, err, err_size)) return 1;
+        return 0;
+    }
+    if (!json_is_object(node))
+        return 0;
+    json_object_foreach(node, key, v)
+    {
+        for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+            if (strcasestr(key, words[i])) {
+                snprintf(err, err_size, "%s: %s: secrets do not belong in agent files", file, key);
+                return 1;
+            }
+        if (secret_key_in(v, file, err, err_size))
+            return 1;
+    }
+    return 0;
+}
+
 int vap_agent_validate(json_t *doc, const char *file, char *err, size_t err_size)
 {
     static const struct {
@@ -98,14 +125,10 @@ int vap_agent_validate(json_t *doc, const char *file, char *err, size_t err_size
         snprintf(err, err_size, "%s: offline: must be an object", file);
         return VAP_EINVAL;
     }
+    (void)key;
     /* Keys belong in the environment, never in a file that is served in part. */
-    json_object_foreach(doc, key, v)
-    {
-        if (strstr(key, "api_key") || strstr(key, "secret") || strstr(key, "password")) {
-            snprintf(err, err_size, "%s: %s: secrets do not belong in agent files", file, key);
-            return VAP_EINVAL;
-        }
-    }
+    if (secret_key_in(doc, file, err, err_size))
+        return VAP_EINVAL;
     return 0;
 }
 
