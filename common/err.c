@@ -28,6 +28,8 @@ const char *vap_strerror(int err)
         return "not authorized";
     case VAP_EINTERNAL:
         return "internal error";
+    case VAP_ECANCELED:
+        return "canceled";
     }
     return "unknown error";
 }

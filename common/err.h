@@ -19,7 +19,8 @@ enum vap_err {
     VAP_EDB = -8,       /* the database refused a statement */
     VAP_ECONFLICT = -9, /* a uniqueness or state conflict */
     VAP_EAUTH = -10,    /* credentials or token not accepted */
-    VAP_EINTERNAL = -11 /* a bug or an unexpected library failure */
+    VAP_EINTERNAL = -11, /* a bug or an unexpected library failure */
+    VAP_ECANCELED = -12  /* the caller asked to stop (e.g. barge-in cancelled a reply) */
 };
 
 /* Returns a static, human-readable name for an error code. Thread-safe. */
