@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "err.h"
 #include "log.h"
@@ -27,7 +28,42 @@ struct vap_sub {
     void *user;
 };
 
-int vap_pub_open(struct vap_pub **out, const char *url)
+/*
+ * Listens on url, or dials each of the comma-separated urls (redialling forever).
+ * Returns 0 or an nng error (logged).
+ */
+static int attach(nng_socket sock, const char *urls, int dial, const char *what)
+{
+    char one[512];
+    const char *p = urls;
+    if (!dial) {
+        int rv = nng_listen(sock, urls, NULL, 0);
+        if (rv != 0)
+            vap_error(NULL, "%s listen failed url=%s error=\"%s\"", what, urls, nng_strerror(rv));
+        return rv;
+    }
+    nng_socket_set_ms(sock, NNG_OPT_RECONNMINT, 50);
+    nng_socket_set_ms(sock, NNG_OPT_RECONNMAXT, 500);
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (n > 0 && n < sizeof(one)) {
+            int rv;
+            memcpy(one, p, n);
+            one[n] = '\0';
+            rv = nng_dial(sock, one, NULL, NNG_FLAG_NONBLOCK);
+            if (rv != 0) {
+                vap_error(NULL, "%s dial failed url=%s error=\"%s\"", what, one, nng_strerror(rv));
+                return rv;
+            }
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+static int pub_open(struct vap_pub **out, const char *url, int dial)
 {
     struct vap_pub *p = calloc(1, sizeof(*p));
     int rv;
@@ -35,17 +71,26 @@ int vap_pub_open(struct vap_pub **out, const char *url)
         return VAP_ENOMEM;
     rv = nng_pub0_open(&p->sock);
     if (rv == 0) {
-        rv = nng_listen(p->sock, url, NULL, 0);
+        rv = attach(p->sock, url, dial, "pub");
         if (rv != 0)
             nng_close(p->sock);
     }
     if (rv != 0) {
-        vap_error(NULL, "pub listen failed url=%s error=\"%s\"", url, nng_strerror(rv));
         free(p);
         return VAP_EUNAVAIL;
     }
     *out = p;
     return 0;
+}
+
+int vap_pub_open(struct vap_pub **out, const char *url)
+{
+    return pub_open(out, url, 0);
+}
+
+int vap_pub_open_dial(struct vap_pub **out, const char *urls)
+{
+    return pub_open(out, urls, 1);
 }
 
 void vap_pub_close(struct vap_pub *pub)
@@ -89,8 +134,8 @@ static void *sub_thread(void *arg)
     return NULL;
 }
 
-int vap_sub_open(struct vap_sub **out, const char *url, vap_sub_fn on_message,
-                 vap_sub_idle_fn on_idle, int idle_ms, void *user)
+static int sub_open(struct vap_sub **out, const char *url, int dial, vap_sub_fn on_message,
+                    vap_sub_idle_fn on_idle, int idle_ms, void *user)
 {
     struct vap_sub *s = calloc(1, sizeof(*s));
     int rv;
@@ -108,14 +153,11 @@ int vap_sub_open(struct vap_sub **out, const char *url, vap_sub_fn on_message,
     nng_socket_set(s->sock, NNG_OPT_SUB_SUBSCRIBE, "", 0);
     nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, PUBSUB_MAX_MSG);
     nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, s->idle_ms);
-    nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 50);
-    nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 500);
-    rv = nng_dial(s->sock, url, NULL, NNG_FLAG_NONBLOCK);
+    rv = attach(s->sock, url, dial, "sub");
     if (rv != 0) {
-        vap_error(NULL, "sub dial failed url=%s error=\"%s\"", url, nng_strerror(rv));
         nng_close(s->sock);
         free(s);
-        return VAP_EINVAL;
+        return dial ? VAP_EINVAL : VAP_EUNAVAIL;
     }
     if (pthread_create(&s->thread, NULL, sub_thread, s) != 0) {
         nng_close(s->sock);
@@ -124,6 +166,18 @@ int vap_sub_open(struct vap_sub **out, const char *url, vap_sub_fn on_message,
     }
     *out = s;
     return 0;
+}
+
+int vap_sub_open(struct vap_sub **out, const char *url, vap_sub_fn on_message,
+                 vap_sub_idle_fn on_idle, int idle_ms, void *user)
+{
+    return sub_open(out, url, 1, on_message, on_idle, idle_ms, user);
+}
+
+int vap_sub_open_listen(struct vap_sub **out, const char *url, vap_sub_fn on_message,
+                        vap_sub_idle_fn on_idle, int idle_ms, void *user)
+{
+    return sub_open(out, url, 0, on_message, on_idle, idle_ms, user);
 }
 
 void vap_sub_close(struct vap_sub *sub)

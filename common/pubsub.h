@@ -16,6 +16,12 @@ struct vap_sub;
 
 /* Listens on url for subscribers. */
 int vap_pub_open(struct vap_pub **out, const char *url);
+
+/*
+ * Dials each of the comma-separated urls (subscribers that listen), redialling forever:
+ * for many publishers and few subscribers, e.g. voice workers' heartbeats to gateways.
+ */
+int vap_pub_open_dial(struct vap_pub **out, const char *urls);
 void vap_pub_close(struct vap_pub *pub);
 
 /* Publishes msg to every connected subscriber. Never blocks. Thread-safe. */
@@ -33,6 +39,10 @@ typedef void (*vap_sub_idle_fn)(void *user);
  */
 int vap_sub_open(struct vap_sub **out, const char *url, vap_sub_fn on_message,
                  vap_sub_idle_fn on_idle, int idle_ms, void *user);
+
+/* The same, but listening on url for publishers that dial in (vap_pub_open_dial). */
+int vap_sub_open_listen(struct vap_sub **out, const char *url, vap_sub_fn on_message,
+                        vap_sub_idle_fn on_idle, int idle_ms, void *user);
 
 /* Stops the thread and closes the socket. */
 void vap_sub_close(struct vap_sub *sub);

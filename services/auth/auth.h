@@ -56,6 +56,11 @@ void auth_access(void *user, const struct vap_rpc_request *req,
                  struct vap_rpc_response *resp);
 void auth_outbox(void *user, const struct vap_rpc_request *req,
                  struct vap_rpc_response *resp);
+/* grant_claim.c: a voice stream consumes its access grant. */
+void auth_grant_claim(void *user, const struct vap_rpc_request *req,
+                      struct vap_rpc_response *resp);
+void auth_grant_release(void *user, const struct vap_rpc_request *req,
+                        struct vap_rpc_response *resp);
 void auth_ping(void *user, const struct vap_rpc_request *req, struct vap_rpc_response *resp);
 
 /* Creates the default admin if no admin of that name exists. Blocks. */

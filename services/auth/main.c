@@ -14,6 +14,7 @@
 
 #include "auth.h"
 #include "auth.pb-c.h"
+#include "voice.pb-c.h"
 #include "clock.h"
 #include "config.h"
 #include "embedded.h"
@@ -72,6 +73,8 @@ static const struct vap_rpc_method methods[] = {
     {"auth.otp_delete", &vap__otp_delete_request__descriptor, auth_otp_delete},
     {"auth.access", &vap__access_request__descriptor, auth_access},
     {"auth.outbox", &vap__outbox_request__descriptor, auth_outbox},
+    {"auth.grant_claim", &vap__grant_claim_request__descriptor, auth_grant_claim},
+    {"auth.grant_release", &vap__grant_claim_reply__descriptor, auth_grant_release},
     {"auth.revocations", &vap__empty__descriptor, auth_revocations},
     {"auth.ping", &vap__empty__descriptor, auth_ping},
     {NULL, NULL, NULL},

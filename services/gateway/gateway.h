@@ -35,6 +35,9 @@ struct gw_config {
     long login_timeout_ms;
     long revocation_max_age_ms;
     long drain_ms;
+    const char *voice_heartbeat_url;
+    long voice_worker_timeout_ms;
+    long voice_max_per_token;
 };
 
 struct gw_ctx {
@@ -131,6 +134,9 @@ int gw_agents_reload(const char *dir);
 
 /* Drops the current set at exit. */
 void gw_agents_free(void);
+
+/* Whether an agent with this id is configured now. */
+int gw_agent_exists(const char *id);
 
 /* ---- authn.c ---- */
 

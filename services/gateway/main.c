@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "revocations.h"
 #include "signals.h"
+#include "voice_gw.h"
 
 const struct gw_metric_route *gw_router_metric_routes(int *n);
 
@@ -46,6 +47,12 @@ static const struct vap_config_item config_table[] = {
     {"GW_REVOCATION_MAX_AGE_MS", VAP_CONFIG_INT, "30000", 1000, 600000, 0,
      &gw.cfg.revocation_max_age_ms, NULL},
     {"GW_DRAIN_MS", VAP_CONFIG_INT, "0", 0, 60000, 0, &gw.cfg.drain_ms, NULL},
+    {"GW_VOICE_HEARTBEAT_URL", VAP_CONFIG_STRING, "tcp://127.0.0.1:7302", 0, 0, 0,
+     &gw.cfg.voice_heartbeat_url, "where voice workers send heartbeats"},
+    {"GW_VOICE_WORKER_TIMEOUT_MS", VAP_CONFIG_INT, "3000", 500, 60000, 0,
+     &gw.cfg.voice_worker_timeout_ms, "a worker silent this long is gone"},
+    {"GW_VOICE_MAX_PER_TOKEN", VAP_CONFIG_INT, "3", 1, 1000, 0, &gw.cfg.voice_max_per_token,
+     "concurrent voice sessions per token (4429 beyond)"},
 };
 #define N_CONFIG (sizeof(config_table) / sizeof(config_table[0]))
 
@@ -118,6 +125,9 @@ int main(void)
         /* Paths stay percent-encoded: a decoded %00 would cut "/api/otps/2%00x" short. */
         "decode_url", "no",
         "static_file_cache_control", "no-cache",
+        /* Voice streams: an idle client is pinged after 30 s instead of dropped. */
+        "websocket_timeout_ms", "30000",
+        "enable_websocket_ping_pong", "yes",
         NULL,
     };
     memset(&callbacks, 0, sizeof(callbacks));
@@ -129,6 +139,11 @@ int main(void)
         vap_error(NULL, "cannot listen on %s", ports);
         return 1;
     }
+    if (gw_voice_start(&gw, gw.cfg.voice_heartbeat_url) != 0) {
+        vap_error(NULL, "cannot listen for voice workers on %s", gw.cfg.voice_heartbeat_url);
+        return 1;
+    }
+    gw_voice_install(mg, &gw);
     vap_info(NULL, "vap-gateway listening on http://%s", ports);
 
     for (;;) {
@@ -150,6 +165,7 @@ int main(void)
             vap_signals_wait(20);
     }
     mg_stop(mg);
+    gw_voice_stop();
     gw_revocations_stop(gw.revocations);
     vap_rpc_client_close(gw.auth);
     vap_rpc_client_close(gw.usage);

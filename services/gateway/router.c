@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "err.h"
 #include "gateway.h"
+#include "voice_gw.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -38,6 +39,7 @@ static const struct route routes[] = {
     {"POST", "/api/agents/access", gw_route_agents_access, GW_AUTH_ANY},
     {"GET", "/api/agents/usage", gw_route_agents_usage, GW_AUTH_ADMIN},
     {"GET", "/api/agents/traffic", gw_route_agents_traffic, GW_AUTH_ADMIN},
+    {"GET", "/api/voice-agents/stream", gw_route_voice_stream_http, GW_AUTH_NONE},
     {"GET", "/healthz", gw_route_healthz, GW_AUTH_NONE},
     {"GET", "/readyz", gw_route_readyz, GW_AUTH_NONE},
     {"GET", "/metrics", gw_route_metrics, GW_AUTH_NONE},
@@ -239,6 +241,8 @@ int gw_handle_request(struct mg_connection *conn)
     char allow[64] = "";
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (gw_is_voice_upgrade(conn) && !atomic_load(&gw->draining))
+        return 0; /* civetweb hands it to the WebSocket handler (voice_stream.c) */
     memset(&req, 0, sizeof(req));
     req.gw = gw;
     req.conn = conn;

@@ -56,6 +56,15 @@ static struct vap_agents *agents_get(void)
     return a;
 }
 
+int gw_agent_exists(const char *id)
+{
+    struct vap_agents *a = agents_get();
+    int found = a && vap_agents_find(a, id) != NULL;
+    if (a)
+        vap_agents_unref(a);
+    return found;
+}
+
 void gw_agents_free(void)
 {
     pthread_rwlock_wrlock(&agents_lock);

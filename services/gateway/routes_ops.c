@@ -13,6 +13,7 @@
 #include "auth.pb-c.h"
 #include "clock.h"
 #include "gateway.h"
+#include "voice_gw.h"
 #include "http.h"
 #include "metrics.h"
 #include "revocations.h"
@@ -46,14 +47,15 @@ void gw_route_readyz(struct gw_req *r)
     if (!ready)
         gw_add_header(r, "Retry-After", "1");
     gw_reply_json(r, ready ? 200 : 503,
-                  json_pack("{s:s, s:{s:s, s:s, s:s}}", "status", ready ? "ready" : "not ready",
+                  json_pack("{s:s, s:{s:s, s:s, s:s, s:i}}", "status", ready ? "ready" : "not ready",
                             "checks", "auth", auth_state, "revocations",
-                            fresh ? "ok" : "stale", "gateway", draining ? "draining" : "ok"));
+                            fresh ? "ok" : "stale", "gateway", draining ? "draining" : "ok",
+                            "voice_workers", gw_voice_live_workers()));
 }
 
 void gw_route_metrics(struct gw_req *r)
 {
-    char extra[512];
+    char extra[1024];
     size_t len = 0;
     char *text;
     int64_t age = gw_revocations_age_ms(r->gw->revocations);
@@ -62,8 +64,13 @@ void gw_route_metrics(struct gw_req *r)
              "# TYPE vap_gateway_revocation_age_seconds gauge\n"
              "vap_gateway_revocation_age_seconds %.3f\n"
              "# HELP vap_gateway_draining Whether the gateway is draining.\n"
-             "# TYPE vap_gateway_draining gauge\nvap_gateway_draining %d\n",
-             age < 0 ? -1.0 : (double)age / 1000.0, atomic_load(&r->gw->draining));
+             "# TYPE vap_gateway_draining gauge\nvap_gateway_draining %d\n"
+             "# HELP vap_voice_workers_live Voice workers linked, live and not draining.\n"
+             "# TYPE vap_voice_workers_live gauge\nvap_voice_workers_live %d\n"
+             "# HELP vap_voice_sessions Voice sessions relayed by this gateway now.\n"
+             "# TYPE vap_voice_sessions gauge\nvap_voice_sessions %d\n",
+             age < 0 ? -1.0 : (double)age / 1000.0, atomic_load(&r->gw->draining),
+             gw_voice_live_workers(), gw_voice_sessions());
     text = gw_metrics_render(r->gw->metrics, extra, &len);
     if (!text) {
         gw_reply_error(r, 500, "Internal error");

@@ -19,6 +19,7 @@
 #include "signals.h"
 #include "usage.h"
 #include "usage.pb-c.h"
+#include "voice.pb-c.h"
 
 extern const struct vap_embedded_file usage_migrations_files[];
 
@@ -48,6 +49,7 @@ static const struct vap_config_item config_table[] = {
 static const struct vap_rpc_method methods[] = {
     {"usage.list", &vap__usage_list_request__descriptor, usage_list},
     {"usage.traffic", &vap__traffic_request__descriptor, usage_traffic},
+    {"usage.session", &vap__session_record__descriptor, usage_session_report},
     {"usage.ping", &vap__empty__descriptor, usage_ping},
     {NULL, NULL, NULL},
 };

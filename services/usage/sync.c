@@ -154,8 +154,12 @@ static int apply(struct usage_sync *s, Vap__UsageEvent **events, size_t n)
         snprintf(at, sizeof(at), "%" PRId64, e->occurred_at_ms);
         rv = vap_db_exec(conn, NULL,
                          "INSERT INTO usage.accesses (outbox_seq, otp_id, agent_type, grant_id,"
-                         " accessed_at) VALUES ($1, nullif($2::int8, 0), $3, $4::uuid,"
-                         " to_timestamp($5::float8 / 1000)) ON CONFLICT (outbox_seq) DO NOTHING",
+                         " accessed_at, session_id, duration_seconds)"
+                         " SELECT $1, nullif($2::int8, 0), $3, $4::uuid,"
+                         " to_timestamp($5::float8 / 1000), s.session_id, s.duration_seconds"
+                         " FROM (SELECT 1) one LEFT JOIN usage.sessions s"
+                         "  ON s.grant_id = $4::uuid"
+                         " ON CONFLICT (outbox_seq) DO NOTHING",
                          5, p, NULL);
     }
     if (rv == 0) {

@@ -26,6 +26,9 @@ void usage_sync_state(struct usage_ctx *ctx, int64_t *applied_max, int *holes);
 void usage_list(void *user, const struct vap_rpc_request *req, struct vap_rpc_response *resp);
 void usage_traffic(void *user, const struct vap_rpc_request *req,
                    struct vap_rpc_response *resp);
+/* sessions.c: a voice session's record (idempotent upsert by session_id). */
+void usage_session_report(void *user, const struct vap_rpc_request *req,
+                          struct vap_rpc_response *resp);
 void usage_ping(void *user, const struct vap_rpc_request *req, struct vap_rpc_response *resp);
 
 #endif

@@ -88,12 +88,19 @@ def build_dir():
     return os.environ.get("VAP_BUILD_DIR", os.path.join(REPO, "build-test"))
 
 
+def voice_cache_dir():
+    """Built per-agent language models, shared by every worker of every test stack."""
+    path = os.path.join(build_dir(), "voice-cache")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 class Stack:
     """The portal's services under vap-supervisor, on free ports."""
 
     SERVICES = ("auth", "usage", "gateway")
 
-    def __init__(self, pg, extra_env=None, services=SERVICES, bin_dir=None):
+    def __init__(self, pg, extra_env=None, services=SERVICES, bin_dir=None, voice_workers=0):
         self.pg = pg
         self.bin = bin_dir or os.path.join(build_dir(), "bin")
         self.dir = tempfile.mkdtemp(prefix="vap-stack-")
@@ -101,6 +108,7 @@ class Stack:
         self.run = os.path.join(self.dir, "run")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        heartbeat = f"tcp://127.0.0.1:{free_port()}"
         self.env = dict(os.environ)
         self.env.update({
             "PORT": str(self.port),
@@ -108,6 +116,10 @@ class Stack:
             "AUTH_RPC_URL": f"tcp://127.0.0.1:{free_port()}",
             "AUTH_EVENTS_URL": f"tcp://127.0.0.1:{free_port()}",
             "USAGE_RPC_URL": f"tcp://127.0.0.1:{free_port()}",
+            "GW_VOICE_HEARTBEAT_URL": heartbeat,
+            "VOICE_HEARTBEAT_URLS": heartbeat,
+            "VOICE_MEDIA_URL": "tcp://127.0.0.1:0",
+            "VOICE_CACHE_DIR": voice_cache_dir(),
             "DATABASE_URL": pg.url,
             "SECRET_KEY": secrets.token_hex(32),
             "WEB_DIR": os.path.join(REPO, "web"),
@@ -118,12 +130,12 @@ class Stack:
             "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
         })
         self.env.update(extra_env or {})
-        self.services = services
+        self.services = tuple(services) + tuple(f"voice{i + 1}" for i in range(voice_workers))
         self.proc = None
         self.extra = []
 
     def start(self, timeout=30):
-        specs = [f"{name}:{self.bin}/vap-{name}" for name in self.services]
+        specs = [f"{name}:{self.bin}/vap-{name.rstrip('0123456789')}" for name in self.services]
         self.proc = subprocess.Popen(
             [f"{self.bin}/vap-supervisor", "--log-dir", self.logs, "--run-dir", self.run] + specs,
             env=self.env, stdout=subprocess.DEVNULL,
@@ -142,6 +154,26 @@ class Stack:
                 pass
             time.sleep(0.1)
         raise RuntimeError("stack not ready; logs:\n" + self.tails())
+
+    def metric(self, name, url=None):
+        """The value of an unlabelled gauge on the gateway's /metrics."""
+        with urllib.request.urlopen((url or self.url) + "/metrics", timeout=2) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return None
+
+    def wait_voice_workers(self, n, timeout=60, url=None):
+        """Waits until the gateway sees n live voice workers (they load models first)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if (self.metric("vap_voice_workers_live", url) or 0) >= n:
+                    return
+            except Exception:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{n} voice workers not live; logs:\n" + self.tails())
 
     def pid(self, name):
         with open(os.path.join(self.run, f"{name}.pid")) as f:
@@ -181,7 +213,8 @@ class Stack:
     def start_extra_gateway(self):
         """A second gateway on its own port, sharing auth and the secret."""
         port = free_port()
-        env = dict(self.env, PORT=str(port))
+        env = dict(self.env, PORT=str(port),
+                   GW_VOICE_HEARTBEAT_URL=f"tcp://127.0.0.1:{free_port()}")
         index = len(self.extra)
         log = open(os.path.join(self.logs, f"extra{index}.log"), "ab")
         proc = subprocess.Popen([f"{self.bin}/vap-gateway"], env=env, stdout=log, stderr=log)

@@ -91,6 +91,12 @@ void vad_set_agent_speaking(struct vad *v, bool speaking);
 size_t vad_pre_roll(const struct vad *v, int16_t *out, size_t max);
 /* Milliseconds of speech in the current utterance (for metrics and filters). */
 int vad_speech_ms(const struct vad *v);
+/*
+ * Milliseconds since the last frame that held voice: 0 while the visitor is audible,
+ * growing through a pause (the worker ends a complete-sounding turn early on it). Before
+ * any voice it counts from the first frame.
+ */
+int vad_silence_ms(const struct vad *v);
 
 /* ---- echo suppression ------------------------------------------------------------ */
 

@@ -41,4 +41,27 @@ int tts_speak(struct tts_voice *v, const char *text, tts_sink_fn sink, void *use
  */
 size_t tts_sentence_end(const char *text, size_t len, bool final);
 
+/*
+ * Rewrites English text so a synthesiser reads it naturally: money ("$350,000" ->
+ * "three hundred fifty thousand dollars"), clock times ("9:30" -> "nine thirty",
+ * "14:00" -> "two p m"), abbreviations ("Dr. Patel" -> "Doctor Patel", "Main St." ->
+ * "Main Street", "Apt 5" -> "Apartment 5", "e.g." -> "for example"), "#5", "&". Plain
+ * numbers are left to the engine, which reads them well. *out is malloc'd and owned by
+ * the caller. Returns 0, VAP_ENOMEM or VAP_ETOOBIG (text over 64 KiB). Thread-safe.
+ */
+int tts_normalize(const char *text, char **out);
+
+/*
+ * Seconds of speech in 16 kHz pcm: from the first to the last sample louder than a
+ * silence threshold (engines pad sentences with silence). 0 for silence. Thread-safe.
+ */
+double tts_speech_seconds(const int16_t *pcm, size_t n);
+
+/*
+ * Checks that `seconds` of speech is plausible for text: 0.25 to 0.8 s per spoken word
+ * (counted after tts_normalize), with a little slack for one-word texts. Returns 0 or
+ * VAP_EINVAL with err saying what is off. For tests and for a debug check in the worker.
+ */
+int tts_duration_check(const char *text, double seconds, char *err, size_t err_size);
+
 #endif

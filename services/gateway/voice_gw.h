@@ -1,0 +1,97 @@
+/*
+ * The gateway's side of voice sessions. voice_workers.c keeps the table of workers
+ * (fed by their heartbeats), one media link per worker (nng pair1, frames of every
+ * session multiplexed and tagged), placement (least loaded, live, not draining), and
+ * tells clients at once when a worker is lost. voice_stream.c is the WebSocket
+ * endpoint: authentication, grant claim, placement, and the relay, with one writer
+ * thread and a bounded queue per client so a slow client never stalls another.
+ */
+#ifndef VAP_GATEWAY_VOICE_H
+#define VAP_GATEWAY_VOICE_H
+
+#include <civetweb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gateway.h"
+#include "voice.pb-c.h"
+
+struct gw_worker;
+
+/* An item for a client's writer thread. */
+struct gw_out {
+    struct gw_out *next;
+    int opcode; /* MG_WEBSOCKET_OPCODE_* */
+    size_t len;
+    char data[];
+};
+
+enum gw_vconn_state { VC_OPENING, VC_OPEN, VC_ENDED };
+
+/* One client WebSocket carrying a voice session. */
+struct gw_vconn {
+    struct gw_vconn *next_in_table;
+    uint64_t id;
+    struct gw_ctx *gw;
+    struct mg_connection *conn;
+    struct gw_worker *worker; /* where the session lives (not owned) */
+    char worker_id[96];
+    char session_id[160];
+    char agent[64];
+    char token_jti[48];
+    char grant_id[40];
+    char request_id[40];
+    int64_t otp_id;
+    int64_t started_wall_ms;
+    int64_t audio_in_frames, audio_out_frames;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    enum gw_vconn_state state;
+    int refused_code;        /* REFUSED from the worker while opening */
+    char refused_reason[124];
+    struct gw_out *head, *tail;
+    size_t queued_bytes;
+    bool closing;            /* a close frame is queued: nothing after it */
+    bool stop_writer;
+    pthread_t writer;
+    bool writer_started;
+};
+
+/* ---- voice_workers.c ---- */
+int gw_voice_start(struct gw_ctx *gw, const char *heartbeat_url);
+void gw_voice_stop(void);
+/* Live workers (for /readyz and metrics). */
+int gw_voice_live_workers(void);
+int gw_voice_sessions(void);
+
+/*
+ * Places a new session (least loaded live worker serving agent) or finds the worker of
+ * session_id for a resume, registers c, and sends OPEN. Returns 0, VAP_ETOOBIG when the
+ * token has max_per_token sessions already, or VAP_EUNAVAIL when no worker can take it.
+ */
+int gw_voice_open(struct gw_vconn *c, const Vap__SessionOpen *open, const char *resume_id,
+                  int max_per_token);
+/* Sessions of this token open through this gateway (VAP_ETOOBIG / 4429 past the limit). */
+int gw_voice_token_sessions(const char *jti);
+/* Sends a client frame to the session's worker (AUDIO / EVENT / DETACH / CLOSE). */
+int gw_voice_forward(struct gw_vconn *c, int kind, const void *data, size_t len,
+                     int close_code, const char *reason);
+/* Removes c from the table (no more frames are routed to it). */
+void gw_voice_unregister(struct gw_vconn *c);
+
+/* ---- voice_stream.c ---- */
+/* Whether the request is a WebSocket upgrade on the voice stream path. */
+int gw_is_voice_upgrade(struct mg_connection *conn);
+/* The stream path without an upgrade: 426. */
+void gw_route_voice_stream_http(struct gw_req *r);
+void gw_voice_install(struct mg_context *mg, struct gw_ctx *gw);
+/* Queues a frame for the client (drops the client if it cannot keep up). */
+void gw_vconn_push(struct gw_vconn *c, int opcode, const void *data, size_t len);
+/* Queues a close frame with code and reason; later frames are dropped. */
+void gw_vconn_close(struct gw_vconn *c, int code, const char *reason);
+/* The worker went away: error + session.ended to the client, close, usage record. */
+void gw_vconn_worker_lost(struct gw_vconn *c);
+
+#endif

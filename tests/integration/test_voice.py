@@ -1,0 +1,318 @@
+"""Voice sessions end to end: the real gateway, auth, usage and two vap-voice workers,
+driven over the native WebSocket protocol with real speech synthesised by flite and
+streamed in real time as PCM16 and as Opus. Checks transcripts, replies, the reply
+audio (decodes, has speech, duration fits the text), isolation, barge-in, refusals,
+placement across workers, worker loss and drain, resume, and the usage records."""
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from stack import PgCluster, Stack
+from test_agents import admin_token, call, new_otp, otp_token
+from voice_client import VoiceClient, read_wav_16k, rms, silence
+
+
+def synth(text, voice="kal16"):
+    """16 kHz PCM of text spoken by a flite voice (what pocketsphinx understands)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "s.wav")
+        subprocess.run(["flite", "-voice", voice, "-t", text, "-o", path], check=True)
+        return read_wav_16k(path)
+
+
+def words(text):
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def wer(ref, hyp):
+    r, h = words(ref), words(hyp)
+    d = list(range(len(h) + 1))
+    for i in range(1, len(r) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(h) + 1):
+            cur = min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
+            prev, d[j] = d[j], cur
+    return d[len(h)] / max(1, len(r))
+
+
+@pytest.fixture(scope="module")
+def vstack():
+    cluster = PgCluster()
+    s = Stack(cluster, voice_workers=2,
+              extra_env={"VOICE_RESUME_WINDOW_MS": "30000", "VOICE_CAPACITY": "8"}).start()
+    s.wait_voice_workers(2, timeout=120)
+    from conftest import _stacks
+    _stacks.append(s)
+    yield s
+    s.stop()
+    cluster.destroy()
+
+
+def visitor(s, agent="hospital", uses=5):
+    """An OTP token with one access grant for agent."""
+    admin = admin_token(s.url)
+    otp = new_otp(s.url, admin, uses)
+    token = otp_token(s.url, otp["code"])
+    status, body = call(s.url, "POST", "/api/agents/access", {"agent_type": agent}, token)
+    assert status == 200, body
+    return token, otp
+
+
+def open_session(s, agent="hospital", **kw):
+    token, otp = visitor(s, agent)
+    c = VoiceClient(s.url, token, agent=agent, **kw)
+    started = c.wait_type("session.started")
+    return c, started, token, otp
+
+
+def wait_greeting_done(c, timeout=20):
+    c.wait_type("agent.audio.end", turn_id=0, timeout=timeout)
+
+
+# ---- refusals ----------------------------------------------------------------------
+
+def test_refusals_close_with_codes_and_reasons(vstack):
+    admin = admin_token(vstack.url)
+    otp = new_otp(vstack.url, admin, 1)
+    token = otp_token(vstack.url, otp["code"])
+    cases = [
+        (None, "hospital", 4401),
+        ("not.a.token", "hospital", 4401),
+        (token, "nosuchagent", 4404),
+        (token, "hospital", 4403),  # no access grant yet
+    ]
+    for tok, agent, code in cases:
+        c = VoiceClient(vstack.url, tok, agent=agent)
+        got, reason = c.wait_closed()
+        assert got == code, (agent, got, reason)
+        assert reason
+        c.close()
+    # The query-string token works like the header (browsers cannot set headers).
+    status, _ = call(vstack.url, "POST", "/api/agents/access", {"agent_type": "hospital"}, token)
+    assert status == 200
+    c = VoiceClient(vstack.url, token, agent="hospital", header_token=False)
+    c.wait_type("session.started")
+    c.send_event(type="end")
+    c.wait_type("session.ended")
+    c.close()
+    # One grant opens one session only.
+    c = VoiceClient(vstack.url, token, agent="hospital")
+    assert c.wait_closed()[0] == 4403
+    # A plain GET is told to upgrade.
+    status, body = call(vstack.url, "GET", "/api/voice-agents/stream?agent_type=hospital")
+    assert status == 426
+
+
+def test_bad_codec_is_refused_and_the_grant_is_kept(vstack):
+    token, _ = visitor(vstack)
+    c = VoiceClient(vstack.url, token, codec="mp3")
+    assert c.wait_closed()[0] == 1008
+    c = VoiceClient(vstack.url, token)  # the grant was not consumed by the refusal
+    c.wait_type("session.started")
+    c.close()
+
+
+# ---- a conversation ------------------------------------------------------------------
+
+def test_greeting_then_typed_turn_gets_text_and_audio(vstack):
+    c, started, _, _ = open_session(vstack, "hospital")
+    assert started["agent_type"] == "hospital"
+    assert started["audio"] == {"codec": "pcm16", "sample_rate": 16000, "frame_ms": 20}
+    greet = c.wait_type("agent.text", turn_id=0)
+    assert "hospital" in greet["text"].lower()
+    wait_greeting_done(c)
+    greeting_audio = c.audio_pcm()
+    secs = len(greeting_audio) / 32000
+    n_words = len(words(greet["text"]))
+    assert 0.2 * n_words < secs < 0.9 * n_words, (secs, n_words)
+    assert rms(greeting_audio) > 300
+
+    t0 = time.monotonic()
+    c.send_event(type="input_text", text="My child has a fever, which department should I go to?")
+    final = c.wait_event(lambda e: e["type"] == "agent.text" and e.get("final") and
+                         e.get("turn_id") == 1)
+    assert "pediatric" in final["text"].lower(), final
+    c.wait_type("agent.audio.end", turn_id=1)
+    reply = c.audio_pcm(since=t0)
+    assert rms(reply) > 300
+    assert 0.15 * len(words(final["text"])) < len(reply) / 32000 < 1.0 * len(words(final["text"]))
+    c.send_event(type="end")
+    ended = c.wait_type("session.ended")
+    assert ended["reason"] == "client_ended"
+    assert ended["totals"]["turns"] == 1
+    assert ended["totals"]["audio_out_seconds"] > 1.0
+    assert c.wait_closed()[0] == 1000
+
+
+@pytest.mark.parametrize("codec,rate", [("pcm16", 16000), ("opus", 48000)])
+def test_spoken_question_is_transcribed_and_answered(vstack, codec, rate):
+    question = "I would like to book an appointment with a heart doctor"
+    c, _, _, _ = open_session(vstack, "hospital", codec=codec, sample_rate=rate)
+    wait_greeting_done(c)
+    t_speech = c.speak(synth(question), tail_ms=2500)
+    partial = c.of_type("transcript.partial")
+    final = c.wait_type("transcript.final", timeout=10)
+    assert wer(question, final["text"]) <= 0.3, final["text"]
+    assert partial, "no partial transcript while speaking"
+    reply = c.wait_event(lambda e: e["type"] == "agent.text" and e.get("final") and
+                         e.get("turn_id") == final["turn_id"], timeout=15)
+    assert re.search(r"cardio|patel|heart", reply["text"].lower()), reply
+    metrics = c.wait_type("metrics", turn_id=final["turn_id"])
+    assert metrics["voice_to_voice_ms"] > 0
+    c.wait_type("agent.audio.end", turn_id=final["turn_id"], timeout=20)
+    audio = c.audio_pcm(since=t_speech)
+    assert rms(audio) > 300
+    assert len(audio) / 32000 > 0.15 * len(words(reply["text"]))
+    c.close()
+
+
+def test_two_sessions_of_different_agents_stay_isolated(vstack):
+    a, sa, _, _ = open_session(vstack, "hospital")
+    b, sb, _, _ = open_session(vstack, "realestate")
+    assert sa["session_id"] != sb["session_id"]
+    a.send_event(type="input_text", text="I need a doctor for my knee")
+    b.send_event(type="input_text", text="Do you have a three bedroom house in Springfield?")
+    ra = a.wait_event(lambda e: e["type"] == "agent.text" and e.get("final") and
+                      e["turn_id"] == 1)
+    rb = b.wait_event(lambda e: e["type"] == "agent.text" and e.get("final") and
+                      e["turn_id"] == 1)
+    assert re.search(r"ortho|garcia", ra["text"].lower()), ra
+    assert "maple" in rb["text"].lower() or "springfield" in rb["text"].lower(), rb
+    # Nothing of one conversation reaches the other.
+    assert not any("maple" in e.get("text", "").lower() for e in a.of_type("agent.text"))
+    assert not any("ortho" in e.get("text", "").lower() for e in b.of_type("agent.text"))
+    a.close()
+    b.close()
+
+
+def test_speaking_over_the_agent_interrupts_it(vstack):
+    c, _, _, _ = open_session(vstack, "realestate")
+    c.wait_type("agent.audio.start", turn_id=0)
+    time.sleep(1.0)  # let some of the greeting play
+    c.speak(synth("Stop, I want a two bedroom apartment to rent"), tail_ms=2000)
+    inter = c.wait_type("agent.interrupted", timeout=5)
+    assert inter["turn_id"] == 0
+    assert 500 <= inter["played_ms"] < 6000
+    final = c.wait_type("transcript.final", timeout=10)
+    assert "bedroom" in final["text"] or "apartment" in final["text"], final
+    c.close()
+
+
+def test_a_short_noise_over_the_agent_does_not_interrupt(vstack):
+    import random
+    c, _, _, _ = open_session(vstack, "realestate")
+    c.wait_type("agent.audio.start", turn_id=0)
+    time.sleep(0.5)
+    rnd = random.Random(7)
+    click = b"".join(int(rnd.gauss(0, 6000)).to_bytes(2, "little", signed=True)
+                     for _ in range(16000 * 120 // 1000))
+    c.send_frames(c.frames_of(click + silence(1500)))
+    c.wait_type("agent.audio.end", turn_id=0, timeout=20)
+    assert not c.of_type("agent.interrupted")
+    c.close()
+
+
+# ---- placement, loss, drain, resume, usage ------------------------------------------
+
+def worker_of(session_id):
+    return session_id.rsplit(".", 1)[0]
+
+
+def test_sessions_are_spread_over_both_workers(vstack):
+    clients = [open_session(vstack, "hospital") for _ in range(4)]
+    workers = {worker_of(started["session_id"]) for _, started, _, _ in clients}
+    assert len(workers) == 2, workers
+    for c, _, _, _ in clients:
+        c.close()
+
+
+def test_resume_after_a_dropped_socket_continues_the_conversation(vstack):
+    c, started, token, _ = open_session(vstack, "hospital")
+    c.send_event(type="input_text", text="I have a rash on my skin")
+    c.wait_event(lambda e: e["type"] == "agent.text" and e.get("final") and e["turn_id"] == 1)
+    c.ws.sock.close()  # dropped, not ended
+    time.sleep(0.5)
+    r = VoiceClient(vstack.url, token, agent="hospital", resume=started["session_id"])
+    again = r.wait_type("session.started")
+    assert again["session_id"] == started["session_id"] and again["resumed"] is True
+    r.send_event(type="input_text", text="Which floor is that on?")
+    reply = r.wait_event(lambda e: e["type"] == "agent.text" and e.get("final"), timeout=15)
+    assert "4" in reply["text"] or "four" in reply["text"].lower(), reply
+    # Another token cannot take the session over.
+    other, _ = visitor(vstack)
+    x = VoiceClient(vstack.url, other, agent="hospital", resume=started["session_id"])
+    assert x.wait_closed()[0] == 4404
+    r.close()
+
+
+def test_session_totals_reach_usage_and_traffic(vstack):
+    admin = admin_token(vstack.url)
+    c, started, _, otp = open_session(vstack, "hospital")
+    c.send_event(type="input_text", text="What are the visiting hours?")
+    c.wait_event(lambda e: e["type"] == "agent.text" and e.get("final") and e["turn_id"] == 1)
+    c.send_event(type="end")
+    c.wait_type("session.ended")
+    deadline = time.time() + 10
+    row = None
+    while time.time() < deadline:
+        _, rows = call(vstack.url, "GET", "/api/agents/usage?agent_type=hospital&limit=1000",
+                       token=admin)
+        row = next((r for r in rows if r["session_id"] == started["session_id"]), None)
+        if row and row["duration_seconds"] is not None:
+            break
+        time.sleep(0.2)
+    assert row and row["otp_id"] == otp["id"] and row["duration_seconds"] > 0, row
+    _, traffic = call(vstack.url, "GET", "/api/agents/traffic", token=admin)
+    hosp = next(t for t in traffic if t["agent_type"] == "hospital")
+    assert hosp["total_sessions"] >= 1 and hosp["total_session_seconds"] > 0
+
+
+def test_killed_worker_tells_its_clients_and_new_sessions_go_elsewhere(vstack):
+    c, started, _, _ = open_session(vstack, "hospital")
+    victim = worker_of(started["session_id"])
+    name = None
+    for n in ("voice1", "voice2"):
+        if victim.endswith(f"-{vstack.pid(n)}"):
+            name = n
+    assert name, victim
+    t0 = time.monotonic()
+    vstack.kill(name)
+    err = c.wait_type("error", timeout=5)
+    assert err["code"] == "worker_lost"
+    assert c.wait_type("session.ended", timeout=5)["reason"] == "worker_lost"
+    assert time.monotonic() - t0 < 2.0
+    d, s2, _, _ = open_session(vstack, "hospital")
+    assert worker_of(s2["session_id"]) != victim
+    d.close()
+    vstack.wait_voice_workers(2, timeout=120)  # the supervisor restarted it; it rejoined
+
+
+def test_draining_worker_finishes_sessions_and_takes_no_new_ones():
+    cluster = PgCluster()
+    s = Stack(cluster, voice_workers=2).start()
+    from conftest import _stacks
+    _stacks.append(s)
+    try:
+        s.wait_voice_workers(2, timeout=120)
+        c, started, _, _ = open_session(s, "hospital")
+        victim = worker_of(started["session_id"])
+        name = next(n for n in ("voice1", "voice2") if victim.endswith(f"-{s.pid(n)}"))
+        s.kill(name, signal.SIGTERM)
+        time.sleep(1.5)  # its next heartbeat says draining
+        for _ in range(3):
+            d, sd, _, _ = open_session(s, "hospital")
+            assert worker_of(sd["session_id"]) != victim
+            d.close()
+        c.send_event(type="input_text", text="Hello, are you still there?")
+        c.wait_event(lambda e: e["type"] == "agent.text" and e.get("final") and
+                     e["turn_id"] == 1, timeout=15)
+        c.send_event(type="end")
+        assert c.wait_type("session.ended")["reason"] == "client_ended"
+    finally:
+        s.stop()
+        cluster.destroy()
