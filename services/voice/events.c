@@ -43,10 +43,11 @@ json_t *ev_interrupted(int turn_id, int64_t played_ms)
                      "played_ms", (json_int_t)played_ms);
 }
 
-json_t *ev_metrics(int turn_id, int64_t stt_ms, int64_t llm_ms, int64_t tts_ms, int64_t v2v_ms)
+json_t *ev_metrics(int turn_id, int64_t eot_ms, int64_t stt_ms, int64_t llm_ms, int64_t tts_ms,
+                   int64_t v2v_ms)
 {
-    return json_pack("{s:s, s:i, s:I, s:I, s:I, s:I}", "type", "metrics", "turn_id", turn_id,
-                     "stt_ms", (json_int_t)stt_ms, "llm_first_token_ms", (json_int_t)llm_ms,
+    return json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I}", "type", "metrics", "turn_id", turn_id,
+                     "end_of_turn_ms", (json_int_t)eot_ms, "stt_ms", (json_int_t)stt_ms, "llm_first_token_ms", (json_int_t)llm_ms,
                      "tts_first_audio_ms", (json_int_t)tts_ms, "voice_to_voice_ms",
                      (json_int_t)v2v_ms);
 }

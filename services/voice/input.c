@@ -71,6 +71,7 @@ static void finish_utterance(struct voice_session *s, int64_t now)
 {
     char text[512];
     int64_t t0 = vap_now_ms();
+    int64_t eot_ms = t0 - s->last_voice_ms;
     int n;
     int turn;
 
@@ -89,7 +90,7 @@ static void finish_utterance(struct voice_session *s, int64_t now)
     turn = s->next_turn++;
     session_send_event(s, ev_transcript("transcript.final", turn, text));
     atomic_fetch_add(&s->turns, 1);
-    session_submit_turn(s, turn, text, s->last_voice_ms, vap_now_ms() - t0);
+    session_submit_turn(s, turn, text, s->last_voice_ms, eot_ms, vap_now_ms() - t0);
     (void)now;
 }
 
@@ -194,7 +195,7 @@ static void handle_event(struct voice_session *s, const char *text)
         } else {
             int turn = s->next_turn++;
             atomic_fetch_add(&s->turns, 1);
-            session_submit_turn(s, turn, t, vap_now_ms(), 0);
+            session_submit_turn(s, turn, t, vap_now_ms(), 0, 0);
         }
     } else if (strcmp(type, "playback") == 0) {
         json_t *turn = json_object_get(ev, "turn_id"), *played = json_object_get(ev, "played_ms");

@@ -198,7 +198,7 @@ struct tick_out {
     int frames;
     uint8_t data[PLAYOUT_LEAD_FRAMES + 1][2048];
     int lens[PLAYOUT_LEAD_FRAMES + 1];
-    int64_t stt_ms, llm_ms, tts_ms, v2v_ms;
+    int64_t eot_ms, stt_ms, llm_ms, tts_ms, v2v_ms;
 };
 
 static void tick_session(struct voice_session *s, struct tick_out *o)
@@ -232,6 +232,7 @@ static void tick_session(struct voice_session *s, struct tick_out *o)
             o->start = true;
             if (s->voice_end_ms > 0) {
                 o->metrics = true;
+                o->eot_ms = s->eot_ms;
                 o->stt_ms = s->stt_ms;
                 o->llm_ms = s->llm_first_token_ms;
                 o->tts_ms = s->tts_first_audio_ms;
@@ -268,8 +269,8 @@ static void tick(struct voice_worker *w)
         if (out.frames)
             atomic_fetch_add(&s->audio_out_ms, (long long)out.frames * AUDIO_FRAME_MS);
         if (out.metrics)
-            session_send_event(s, ev_metrics(out.turn, out.stt_ms, out.llm_ms, out.tts_ms,
-                                             out.v2v_ms));
+            session_send_event(s, ev_metrics(out.turn, out.eot_ms, out.stt_ms, out.llm_ms,
+                                             out.tts_ms, out.v2v_ms));
         if (out.end)
             session_send_event(s, ev_turn("agent.audio.end", out.turn));
     }

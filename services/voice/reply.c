@@ -138,6 +138,7 @@ static void run_turn(struct voice_session *s, struct reply_job *job)
     playout_begin(s, job->turn_id);
     pthread_mutex_lock(&s->play_lock);
     s->voice_end_ms = job->voice_end_ms;
+    s->eot_ms = job->eot_ms;
     s->stt_ms = job->stt_ms;
     pthread_mutex_unlock(&s->play_lock);
 
@@ -172,7 +173,7 @@ static void run_turn(struct voice_session *s, struct reply_job *job)
 }
 
 void session_submit_turn(struct voice_session *s, int turn_id, const char *text,
-                         int64_t voice_end_ms, int64_t stt_ms)
+                         int64_t voice_end_ms, int64_t eot_ms, int64_t stt_ms)
 {
     char *copy = strdup(text);
     if (!copy)
@@ -185,6 +186,7 @@ void session_submit_turn(struct voice_session *s, int turn_id, const char *text,
     s->job.text = copy;
     s->job.turn_id = turn_id;
     s->job.voice_end_ms = voice_end_ms;
+    s->job.eot_ms = eot_ms;
     s->job.stt_ms = stt_ms;
     pthread_cond_signal(&s->rcond);
     pthread_mutex_unlock(&s->rlock);

@@ -35,6 +35,7 @@ struct reply_job {
     int turn_id;
     char *text;
     int64_t voice_end_ms; /* when the visitor's last voiced frame arrived */
+    int64_t eot_ms;       /* from then until the turn was declared over */
     int64_t stt_ms;
 };
 
@@ -103,7 +104,7 @@ struct voice_session {
     char *heard_truncate;    /* set on barge-in; reply thread applies to the history */
     bool truncate_pending;
     /* per-turn timing for the metrics event, under play_lock */
-    int64_t voice_end_ms, stt_ms, llm_first_token_ms, tts_first_audio_ms;
+    int64_t voice_end_ms, eot_ms, stt_ms, llm_first_token_ms, tts_first_audio_ms;
 
     /* totals (atomic: several threads add) */
     atomic_llong audio_in_ms;
@@ -134,7 +135,7 @@ void *session_input_main(void *arg);
 void *session_reply_main(void *arg);
 /* Queues a visitor turn (replacing any unstarted one) and cancels the reply in flight. */
 void session_submit_turn(struct voice_session *s, int turn_id, const char *text,
-                         int64_t voice_end_ms, int64_t stt_ms);
+                         int64_t voice_end_ms, int64_t eot_ms, int64_t stt_ms);
 /* Stops the agent's current reply because the visitor spoke over it or asked. */
 void session_interrupt(struct voice_session *s);
 
@@ -162,7 +163,8 @@ json_t *ev_transcript(const char *type, int turn_id, const char *text);
 json_t *ev_agent_text(int turn_id, const char *text, bool final);
 json_t *ev_turn(const char *type, int turn_id);
 json_t *ev_interrupted(int turn_id, int64_t played_ms);
-json_t *ev_metrics(int turn_id, int64_t stt_ms, int64_t llm_ms, int64_t tts_ms, int64_t v2v_ms);
+json_t *ev_metrics(int turn_id, int64_t eot_ms, int64_t stt_ms, int64_t llm_ms, int64_t tts_ms,
+                   int64_t v2v_ms);
 json_t *ev_error(const char *code, const char *message);
 json_t *ev_session_ended(const struct voice_session *s);
 /* Fills a usage record with the session's totals (strings point into s). */

@@ -42,7 +42,18 @@ struct dialog_result {
     char error[160];        /* set when the reply failed: said in words, no secrets */
 };
 
-/* Returns 0 or VAP_EINVAL (err says which setting is wrong). */
+/*
+ * Once per process, from main before any other thread starts: initialises libcurl
+ * (curl_global_init). Returns 0 or VAP_EINTERNAL.
+ */
+int dialog_global_init(void);
+
+/*
+ * Creates the engine an agent uses: its "dialog": {"engine": ...} pin, or by default
+ * ("auto") claude when cfg->claude_api_key is set, else openai when cfg->llm_base_url is
+ * set, else offline. The engine copies what it needs from cfg (the agent must outlive
+ * it). Returns 0 or VAP_EINVAL (err says which setting is wrong), VAP_ENOMEM.
+ */
 int dialog_engine_new(const struct vap_agent *agent, const struct dialog_config *cfg,
                       struct dialog_engine **out, char *err, size_t err_size);
 void dialog_engine_free(struct dialog_engine *e);
