@@ -36,6 +36,8 @@ struct gw_config {
     long revocation_max_age_ms;
     long drain_ms;
     const char *voice_heartbeat_url;
+    const char *voice_media_url;
+    const char *voice_advertise_host;
     long voice_worker_timeout_ms;
     long voice_max_per_token;
 };

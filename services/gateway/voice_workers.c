@@ -2,15 +2,18 @@
  * Voice workers as the gateway sees them. Workers announce themselves by heartbeat
  * (pub/sub; the gateway listens on GW_VOICE_HEARTBEAT_URL and workers dial in, so
  * workers on other hosts need only know the gateways). For each worker the gateway
- * keeps one media link (nng pair1 dialled to the address in the heartbeat) and a
- * receive thread that routes the worker's frames to the client connections' queues:
- * it never waits on a client. A worker is lost when its link's pipe drops (killed:
+ * keeps a push socket dialled to the address in the heartbeat; workers push their
+ * frames back to the gateway's one pull socket (GW_VOICE_MEDIA_URL, announced in every
+ * frame as reply_url). Push waits instead of dropping, one pipe keeps a session's
+ * frames in order, and the receive thread only hands frames to the client
+ * connections' queues: it never waits on a client. A worker is lost when its link's pipe drops (killed:
  * at once) or its heartbeats stop (host cut off: GW_VOICE_WORKER_TIMEOUT_MS); its
  * clients are told at once, and new sessions go to the others.
  */
 #include <inttypes.h>
 #include <nng/nng.h>
-#include <nng/protocol/pair1/pair.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/pipeline0/push.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,8 +37,7 @@ struct gw_worker {
     int64_t last_seen_ms;
     char agents[WORKER_MAX_AGENTS][64];
     int n_agents;
-    nng_socket sock;
-    pthread_t rx;
+    nng_socket sock; /* push, dialled to the worker */
     atomic_int link_up;
     atomic_int stopping;
     int refs;  /* under V.lock: the table's, plus senders' */
@@ -50,6 +52,9 @@ static struct {
     int n_conns;
     uint64_t next_conn_id;
     struct vap_sub *hb;
+    nng_socket pull; /* every worker's frames to this gateway */
+    pthread_t rx;
+    char reply_url[300];
     pthread_t reaper;
     atomic_int stopping;
     long timeout_ms;
@@ -88,12 +93,12 @@ static void fail_sessions_locked(const char *id)
                 gw_vconn_worker_lost(c);
 }
 
-static void route_frame(struct gw_worker *w, const Vap__LinkFrame *f)
+static void route_frame(const Vap__LinkFrame *f)
 {
     struct gw_vconn *c;
     pthread_mutex_lock(&V.lock);
     c = conn_find_locked(f->conn_id);
-    if (!c || strcmp(c->worker_id, w->id) != 0) {
+    if (!c || (c->session_id[0] && f->session_id[0] && strcmp(c->session_id, f->session_id))) {
         pthread_mutex_unlock(&V.lock);
         return;
     }
@@ -133,20 +138,20 @@ static void route_frame(struct gw_worker *w, const Vap__LinkFrame *f)
     pthread_mutex_unlock(&V.lock);
 }
 
-static void *worker_rx(void *arg)
+static void *media_rx(void *arg)
 {
-    struct gw_worker *w = arg;
-    while (!atomic_load(&w->stopping)) {
+    (void)arg;
+    while (!atomic_load(&V.stopping)) {
         nng_msg *m = NULL;
         Vap__LinkFrame *f;
-        int rv = nng_recvmsg(w->sock, &m, 0);
+        int rv = nng_recvmsg(V.pull, &m, 0);
         if (rv == NNG_ETIMEDOUT)
             continue;
         if (rv != 0)
             break;
         f = vap__link_frame__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
         if (f) {
-            route_frame(w, f);
+            route_frame(f);
             vap__link_frame__free_unpacked(f, NULL);
         }
         nng_msg_free(m);
@@ -181,21 +186,17 @@ static struct gw_worker *worker_create_locked(const Vap__WorkerHeartbeat *hb)
     snprintf(w->id, sizeof(w->id), "%s", hb->worker_id);
     snprintf(w->url, sizeof(w->url), "%s", hb->media_url);
     w->refs = 1;
-    if (nng_pair1_open(&w->sock) != 0) {
+    if (nng_push0_open(&w->sock) != 0) {
         free(w);
         return NULL;
     }
-    nng_socket_set_size(w->sock, NNG_OPT_RECVMAXSZ, LINK_MAX_FRAME);
-    nng_socket_set_ms(w->sock, NNG_OPT_RECVTIMEO, 200);
     nng_socket_set_ms(w->sock, NNG_OPT_SENDTIMEO, 500);
     nng_socket_set_int(w->sock, NNG_OPT_SENDBUF, 1024);
-    nng_socket_set_int(w->sock, NNG_OPT_RECVBUF, 1024);
     nng_socket_set_ms(w->sock, NNG_OPT_RECONNMINT, 50);
     nng_socket_set_ms(w->sock, NNG_OPT_RECONNMAXT, 500);
     nng_pipe_notify(w->sock, NNG_PIPE_EV_ADD_POST, on_pipe, w);
     nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, on_pipe, w);
-    if (nng_dial(w->sock, w->url, NULL, NNG_FLAG_NONBLOCK) != 0 ||
-        pthread_create(&w->rx, NULL, worker_rx, w) != 0) {
+    if (nng_dial(w->sock, w->url, NULL, NNG_FLAG_NONBLOCK) != 0) {
         vap_error(NULL, "cannot link to voice worker worker=%s url=%s", w->id, w->url);
         nng_close(w->sock);
         free(w);
@@ -266,11 +267,36 @@ static void *reaper_main(void *arg)
             struct gw_worker *w = gone;
             gone = w->next;
             atomic_store(&w->stopping, 1);
-            pthread_join(w->rx, NULL);
             worker_put(w);
         }
     }
     return NULL;
+}
+
+/* Listens for workers' frames; a tcp URL ending in ":0" gets a kernel-picked port. */
+static int media_listen(const char *url, const char *advertise_host)
+{
+    nng_listener l;
+    const char *colon = strrchr(url, ':');
+    int port = 0;
+    if (nng_pull0_open(&V.pull) != 0)
+        return VAP_EINTERNAL;
+    nng_socket_set_size(V.pull, NNG_OPT_RECVMAXSZ, LINK_MAX_FRAME);
+    nng_socket_set_ms(V.pull, NNG_OPT_RECVTIMEO, 200);
+    nng_socket_set_int(V.pull, NNG_OPT_RECVBUF, 1024);
+    if (nng_listen(V.pull, url, &l, 0) != 0) {
+        vap_error(NULL, "cannot listen for voice media url=%s", url);
+        return VAP_EUNAVAIL;
+    }
+    snprintf(V.reply_url, sizeof(V.reply_url), "%s", url);
+    if (strncmp(url, "tcp://", 6) == 0 && colon && strcmp(colon, ":0") == 0 &&
+        nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0) {
+        if (advertise_host && advertise_host[0])
+            snprintf(V.reply_url, sizeof(V.reply_url), "tcp://%s:%d", advertise_host, port);
+        else
+            snprintf(V.reply_url, sizeof(V.reply_url), "%.*s:%d", (int)(colon - url), url, port);
+    }
+    return pthread_create(&V.rx, NULL, media_rx, NULL) == 0 ? 0 : VAP_EINTERNAL;
 }
 
 int gw_voice_start(struct gw_ctx *gw, const char *heartbeat_url)
@@ -278,6 +304,9 @@ int gw_voice_start(struct gw_ctx *gw, const char *heartbeat_url)
     V.gw = gw;
     V.timeout_ms = gw->cfg.voice_worker_timeout_ms;
     V.next_conn_id = ((uint64_t)vap_wall_ms() << 16);
+    if (media_listen(gw->cfg.voice_media_url, gw->cfg.voice_advertise_host) != 0)
+        return VAP_EUNAVAIL;
+    vap_info(NULL, "voice media link listening url=%s", V.reply_url);
     if (vap_sub_open_listen(&V.hb, heartbeat_url, on_heartbeat, NULL, 1000, NULL) != 0)
         return VAP_EUNAVAIL;
     if (pthread_create(&V.reaper, NULL, reaper_main, NULL) != 0)
@@ -291,6 +320,8 @@ void gw_voice_stop(void)
     atomic_store(&V.stopping, 1);
     vap_sub_close(V.hb);
     pthread_join(V.reaper, NULL);
+    pthread_join(V.rx, NULL);
+    nng_close(V.pull);
     pthread_mutex_lock(&V.lock);
     w = V.workers;
     V.workers = NULL;
@@ -298,7 +329,6 @@ void gw_voice_stop(void)
     while (w) {
         struct gw_worker *next = w->next;
         atomic_store(&w->stopping, 1);
-        pthread_join(w->rx, NULL);
         w->dead = true;
         worker_put(w);
         w = next;
@@ -432,6 +462,7 @@ int gw_voice_open(struct gw_vconn *c, const Vap__SessionOpen *open, const char *
 
     f.kind = VAP__LINK_FRAME__KIND__OPEN;
     f.conn_id = c->id;
+    f.reply_url = V.reply_url;
     f.open = (Vap__SessionOpen *)open;
     rv = send_locked_ref(best, &f);
     worker_put(best);
@@ -451,6 +482,7 @@ int gw_voice_forward(struct gw_vconn *c, int kind, const void *data, size_t len,
         return VAP_EUNAVAIL;
     f.kind = kind;
     f.conn_id = c->id;
+    f.reply_url = V.reply_url;
     f.session_id = c->session_id;
     if (kind == VAP__LINK_FRAME__KIND__AUDIO) {
         f.audio.data = (uint8_t *)data;

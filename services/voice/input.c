@@ -29,12 +29,21 @@ static const char *const continuation_words[] = {
     "was",  "were", "be",   "if",    "when",  "then", "also",  "just", "very", "um",
     "er",   "hmm",  "want", "need",  "looking", "around", "between", "by", "into", NULL};
 
+/*
+ * Whether a hypothesis sounds like a finished turn: at least two words, and not ending in
+ * a word after which a sentence very likely goes on. A single word ("stop,", "well")
+ * waits for the full end-of-turn silence: it is often the start of a longer sentence.
+ */
 static bool sounds_complete(const char *text)
 {
     const char *end = text + strlen(text), *start;
+    int n_words = 0;
+    for (const char *p = text; *p; p++)
+        if (!isspace((unsigned char)*p) && (p == text || isspace((unsigned char)p[-1])))
+            n_words++;
     while (end > text && isspace((unsigned char)end[-1]))
         end--;
-    if (end == text)
+    if (end == text || n_words < 2)
         return false;
     start = end;
     while (start > text && !isspace((unsigned char)start[-1]))
@@ -143,8 +152,10 @@ static void process_frame(struct voice_session *s, const int16_t *frame)
         vad_silence_ms(s->vad) < s->rt->end_silence_ms && (!s->paused_reply || s->barged)) {
         char text[512];
         stt_partial(s->stt, text, sizeof(text));
-        if (sounds_complete(text))
+        if (sounds_complete(text) && strcmp(text, s->partial) == 0)
             finish_utterance(s, now);
+        else if (strcmp(text, s->partial) != 0)
+            snprintf(s->partial, sizeof(s->partial), "%s", text);
     }
 }
 

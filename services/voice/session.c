@@ -20,10 +20,10 @@
 
 static void send_frame(struct voice_session *s, Vap__LinkFrame *f)
 {
-    nng_pipe p;
+    struct voice_peer *p;
     bool attached;
     pthread_mutex_lock(&s->w->lock);
-    p = s->pipe;
+    p = s->peer;
     attached = s->attached;
     f->conn_id = s->conn_id;
     pthread_mutex_unlock(&s->w->lock);
@@ -63,7 +63,7 @@ void session_send_error(struct voice_session *s, const char *code, const char *m
     session_send_event(s, ev_error(code, message));
 }
 
-static void refuse(struct voice_worker *w, nng_pipe p, uint64_t conn_id, int code,
+static void refuse(struct voice_worker *w, struct voice_peer *p, uint64_t conn_id, int code,
                    const char *reason)
 {
     Vap__LinkFrame f = VAP__LINK_FRAME__INIT;
@@ -218,7 +218,7 @@ static int session_build(struct voice_worker *w, struct voice_agent_rt *rt,
     return 0;
 }
 
-static void opened(struct voice_worker *w, nng_pipe p, uint64_t conn_id, const char *id)
+static void opened(struct voice_worker *w, struct voice_peer *p, uint64_t conn_id, const char *id)
 {
     Vap__LinkFrame f = VAP__LINK_FRAME__INIT;
     f.kind = VAP__LINK_FRAME__KIND__OPENED;
@@ -227,7 +227,7 @@ static void opened(struct voice_worker *w, nng_pipe p, uint64_t conn_id, const c
     voice_link_send(w, p, &f);
 }
 
-static void resume(struct voice_worker *w, nng_pipe p, const Vap__LinkFrame *f)
+static void resume(struct voice_worker *w, struct voice_peer *p, const Vap__LinkFrame *f)
 {
     const Vap__SessionOpen *o = f->open;
     struct voice_session *s;
@@ -239,7 +239,7 @@ static void resume(struct voice_worker *w, nng_pipe p, const Vap__LinkFrame *f)
         refuse(w, p, f->conn_id, 4404, "No such session to resume (ended or expired)");
         return;
     }
-    s->pipe = p;
+    s->peer = p;
     s->conn_id = f->conn_id;
     s->attached = true;
     pthread_mutex_unlock(&w->lock);
@@ -248,7 +248,7 @@ static void resume(struct voice_worker *w, nng_pipe p, const Vap__LinkFrame *f)
     session_send_event(s, ev_session_started(s, true));
 }
 
-void voice_session_open(struct voice_worker *w, nng_pipe p, const Vap__LinkFrame *f)
+void voice_session_open(struct voice_worker *w, struct voice_peer *p, const Vap__LinkFrame *f)
 {
     const Vap__SessionOpen *o = f->open;
     struct voice_agent_rt *rt;
@@ -280,7 +280,7 @@ void voice_session_open(struct voice_worker *w, nng_pipe p, const Vap__LinkFrame
                                 : "Voice worker has no free recogniser; try again");
         return;
     }
-    s->pipe = p;
+    s->peer = p;
     s->conn_id = f->conn_id;
     s->attached = true;
     pthread_mutex_lock(&w->lock);
@@ -307,7 +307,7 @@ void voice_session_open(struct voice_worker *w, nng_pipe p, const Vap__LinkFrame
     }
 }
 
-void voice_session_deliver(struct voice_worker *w, nng_pipe p, Vap__LinkFrame *f)
+void voice_session_deliver(struct voice_worker *w, struct voice_peer *p, Vap__LinkFrame *f)
 {
     struct voice_session *s;
     struct session_item *it;
@@ -320,7 +320,8 @@ void voice_session_deliver(struct voice_worker *w, nng_pipe p, Vap__LinkFrame *f
     } else if (f->kind == VAP__LINK_FRAME__KIND__EVENT) {
         len = strlen(f->event) + 1;
         src = f->event;
-    } else if (f->kind == VAP__LINK_FRAME__KIND__DETACH) {
+    } else if (f->kind == VAP__LINK_FRAME__KIND__DETACH ||
+               f->kind == VAP__LINK_FRAME__KIND__CLOSE) {
         len = 0;
         src = NULL;
     } else {
@@ -328,7 +329,7 @@ void voice_session_deliver(struct voice_worker *w, nng_pipe p, Vap__LinkFrame *f
     }
     pthread_mutex_lock(&w->lock);
     s = find_locked(w, f->session_id);
-    if (!s || nng_pipe_id(s->pipe) != nng_pipe_id(p) || s->conn_id != f->conn_id) {
+    if (!s || s->peer != p || s->conn_id != f->conn_id) {
         pthread_mutex_unlock(&w->lock);
         return; /* a frame from a connection that no longer owns the session */
     }
@@ -337,6 +338,13 @@ void voice_session_deliver(struct voice_worker *w, nng_pipe p, Vap__LinkFrame *f
         s->detached_at_ms = vap_now_ms();
         pthread_mutex_unlock(&w->lock);
         vap_info(s->request_id, "session detached id=%s (resumable)", s->id);
+        return;
+    }
+    if (f->kind == VAP__LINK_FRAME__KIND__CLOSE) {
+        /* The gateway dropped the client (slow consumer, oversize frame): end it. */
+        s->attached = false;
+        pthread_mutex_unlock(&w->lock);
+        session_end(s, f->reason[0] ? f->reason : "closed_by_gateway", 1008);
         return;
     }
     it = malloc(sizeof(*it) + len);
@@ -363,12 +371,12 @@ void voice_session_deliver(struct voice_worker *w, nng_pipe p, Vap__LinkFrame *f
     pthread_mutex_unlock(&w->lock);
 }
 
-void voice_sessions_pipe_gone(struct voice_worker *w, nng_pipe p)
+void voice_sessions_peer_gone(struct voice_worker *w, struct voice_peer *p)
 {
     int64_t now = vap_now_ms();
     pthread_mutex_lock(&w->lock);
     for (struct voice_session *s = w->sessions; s; s = s->next) {
-        if (s->attached && nng_pipe_id(s->pipe) == nng_pipe_id(p)) {
+        if (s->attached && s->peer == p) {
             s->attached = false;
             s->detached_at_ms = now;
         }

@@ -52,7 +52,7 @@ struct voice_session {
     int64_t started_mono_ms;
 
     /* attachment: under w->lock */
-    nng_pipe pipe;
+    struct voice_peer *peer;
     uint64_t conn_id;
     bool attached;
     int64_t detached_at_ms;

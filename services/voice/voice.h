@@ -1,8 +1,8 @@
 /*
  * vap-voice's shared state. A worker holds one runtime per agent (speech model, voice,
- * dialog engine, cached greeting audio), a table of sessions, and one media link (nng
- * pair1, polyamorous) on which every gateway dials in; frames of all sessions travel
- * on it tagged with their session. Per session, an input thread turns audio into turns
+ * dialog engine, cached greeting audio), a table of sessions, and the media link (a pull
+ * socket every gateway pushes to, and a push socket per gateway back); frames of all
+ * sessions travel on it tagged with their session. Per session, an input thread turns audio into turns
  * (decode, echo filter, VAD, STT) and a reply thread turns turns into speech (dialog,
  * TTS); one playout thread for the whole worker paces every session's audio out in
  * real time. Sessions and their records are reported to vap-usage (report.c).
@@ -57,6 +57,7 @@ struct voice_agent_rt {
 };
 
 struct voice_session;
+struct voice_peer; /* a gateway on the media link (link.c) */
 
 struct voice_worker {
     struct voice_config cfg;
@@ -79,16 +80,20 @@ struct voice_worker {
 /* ---- link.c: the media link to gateways ---- */
 int voice_link_start(struct voice_worker *w);
 void voice_link_stop(struct voice_worker *w);
-/* Sends a frame to the gateway pipe p (nng_pipe id 0 = dropped). Thread-safe. */
-int voice_link_send(struct voice_worker *w, nng_pipe p, const Vap__LinkFrame *f);
+/* Sends a frame to a gateway (waits up to 2 s when it is slow). Thread-safe. */
+int voice_link_send(struct voice_worker *w, struct voice_peer *peer, const Vap__LinkFrame *f);
+/* The gateway that pulls at url (dialled on first use). */
+struct voice_peer *voice_peer_get(struct voice_worker *w, const char *url);
 
 /* ---- session.c: lifecycle ---- */
-/* Opens (or resumes) a session for an OPEN frame that came on pipe p. */
-void voice_session_open(struct voice_worker *w, nng_pipe p, const Vap__LinkFrame *f);
-/* Hands a frame from the gateway to its session (AUDIO, EVENT, DETACH). */
-void voice_session_deliver(struct voice_worker *w, nng_pipe p, Vap__LinkFrame *f);
-/* The gateway at p is gone: its sessions are detached (resumable). */
-void voice_sessions_pipe_gone(struct voice_worker *w, nng_pipe p);
+/* Opens (or resumes) a session for an OPEN frame from gateway peer. */
+void voice_session_open(struct voice_worker *w, struct voice_peer *peer,
+                        const Vap__LinkFrame *f);
+/* Hands a frame from the gateway to its session (AUDIO, EVENT, DETACH, CLOSE). */
+void voice_session_deliver(struct voice_worker *w, struct voice_peer *peer,
+                           Vap__LinkFrame *f);
+/* The gateway is gone: its sessions are detached (resumable). */
+void voice_sessions_peer_gone(struct voice_worker *w, struct voice_peer *peer);
 /* Ends sessions detached longer than the resume window; called every tick. */
 void voice_sessions_expire(struct voice_worker *w);
 /* Ends every session with reason (shutdown). */

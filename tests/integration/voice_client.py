@@ -136,7 +136,7 @@ def rms(pcm):
 
 class VoiceClient:
     def __init__(self, base_url, token=None, agent="hospital", codec="pcm16",
-                 sample_rate=16000, resume=None, header_token=True, timeout=10):
+                 sample_rate=16000, resume=None, header_token=True, timeout=10, mic=True):
         ws_url = base_url.replace("http://", "ws://") + "/api/voice-agents/stream"
         q = [f"agent_type={agent}", f"codec={codec}", f"sample_rate={sample_rate}"]
         if resume:
@@ -155,6 +155,34 @@ class VoiceClient:
                                               timeout=timeout)
         self.thread = threading.Thread(target=self._recv, daemon=True)
         self.thread.start()
+        # Like a browser's microphone: a frame every 20 ms, silence unless speaking.
+        self.mic_queue = []
+        self.mic_lock = threading.Condition()
+        self.mic_sent = 0
+        self.mic_running = mic
+        if mic:
+            self.silence_frame = self.frames_of(silence(FRAME_MS))[0]
+            self.mic_thread = threading.Thread(target=self._mic, daemon=True)
+            self.mic_thread.start()
+
+    def _mic(self):
+        next_t = time.monotonic()
+        while self.mic_running and not self.closed.is_set():
+            next_t += FRAME_MS / 1000
+            with self.mic_lock:
+                frame = self.mic_queue.pop(0) if self.mic_queue else self.silence_frame
+            try:
+                self.ws.send_binary(frame)
+            except Exception:
+                break
+            with self.mic_lock:
+                self.mic_sent += 1
+                self.mic_lock.notify_all()
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -0.2:
+                next_t = time.monotonic()
 
     def _recv(self):
         try:
@@ -212,6 +240,15 @@ class VoiceClient:
         self.ws.send(json.dumps(event))
 
     def send_frames(self, frames, realtime=True):
+        """Sends frames in real time (through the microphone stream when it runs);
+        returns the time the last one left."""
+        if self.mic_running:
+            with self.mic_lock:
+                target = self.mic_sent + len(self.mic_queue) + len(frames)
+                self.mic_queue.extend(frames)
+                while self.mic_sent < target and not self.closed.is_set():
+                    self.mic_lock.wait(0.5)
+            return time.monotonic()
         start = time.monotonic()
         for i, f in enumerate(frames):
             if realtime:
@@ -245,6 +282,7 @@ class VoiceClient:
         return resample(b"".join(frames), self.rate, 16000)
 
     def close(self):
+        self.mic_running = False
         try:
             self.ws.close()
         except Exception:

@@ -29,8 +29,10 @@
 #include <speex/speex_preprocess.h>
 
 #include "audio.h"
+#include "clock.h"
 #include "err.h"
 
+#define ECHO_MAX_LAG_MS 500 /* playback older than this no longer echoes */
 #define ECHO_TAIL_MS 300 /* echo path the canceller models beyond the queue */
 #define QUEUE_FRAMES 50  /* 1 s of playback not yet matched by microphone frames */
 #define TAIL_FRAMES (ECHO_TAIL_MS / AUDIO_FRAME_MS)
@@ -56,6 +58,7 @@ struct echo_filter {
     SpeexEchoState *aec;
     SpeexPreprocessState *pre;
     int16_t queue[QUEUE_FRAMES][AUDIO_FRAME_SAMPLES];
+    int64_t queued_at[QUEUE_FRAMES]; /* monotonic ms when each reference was played */
     int q_head, q_len;
     float ref_db[TAIL_FRAMES]; /* energies of the last references, newest last */
     int ref_pos;
@@ -126,6 +129,7 @@ void echo_filter_playback(struct echo_filter *f, const int16_t *frame)
     }
     slot = (f->q_head + f->q_len) % QUEUE_FRAMES;
     memcpy(f->queue[slot], frame, sizeof(f->queue[slot]));
+    f->queued_at[slot] = vap_now_ms();
     f->q_len++;
 }
 
@@ -133,7 +137,15 @@ void echo_filter_capture(struct echo_filter *f, const int16_t *in, int16_t *out)
 {
     int16_t ref[AUDIO_FRAME_SAMPLES];
     float ref_e, in_e, out_e, peak = -100.0f, predicted;
+    int64_t now = vap_now_ms();
 
+    /* References older than the longest plausible client playout delay cannot be in this
+     * microphone frame: a client that sent no audio while the agent spoke (muted, or a
+     * text-only turn) would otherwise have its first words matched against old playback. */
+    while (f->q_len > 0 && now - f->queued_at[f->q_head] > ECHO_MAX_LAG_MS) {
+        f->q_head = (f->q_head + 1) % QUEUE_FRAMES;
+        f->q_len--;
+    }
     if (f->q_len > 0) {
         memcpy(ref, f->queue[f->q_head], sizeof(ref));
         f->q_head = (f->q_head + 1) % QUEUE_FRAMES;

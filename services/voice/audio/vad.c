@@ -101,6 +101,12 @@ int vad_new(const struct vad_config *cfg, struct vad **out)
         vad_free(v);
         return VAP_ENOMEM;
     }
+    /* Until the first window of real audio has passed, assume a quiet room: a client may
+     * start sending just as the visitor starts talking (no silence to learn the floor
+     * from), and without a prior the first words would become the floor and be lost. */
+    for (int i = 0; i < FLOOR_WINDOW_FRAMES; i++)
+        v->floor_ring[i] = ABS_MIN_DB;
+    v->floor_n = FLOOR_WINDOW_FRAMES;
     *out = v;
     return 0;
 }
