@@ -5,7 +5,8 @@
  * the highest seq applied plus the "holes" below it. A hole is a seq not seen yet while
  * a higher one was: usually a transaction that committed later than a newer one,
  * sometimes one that rolled back (its seq never appears); holes are re-asked until they
- * arrive or are 60 s old. Inserts are keyed by the outbox seq (ON CONFLICT DO NOTHING),
+ * arrive, or until auth has answered for 60 s without them (an outage of auth or of the
+ * database never expires a hole). Inserts are keyed by the outbox seq (ON CONFLICT DO NOTHING),
  * so applying an event twice changes nothing. The cursor stored with each batch is the
  * highest seq below every open hole: a restart re-reads from there.
  * synchronous_commit is off for these transactions: what they write is derived from
@@ -35,6 +36,7 @@
 struct hole {
     int64_t seq;
     int64_t since_ms;
+    int64_t absent_since_ms; /* first successful outbox read that did not return it */
 };
 
 struct usage_sync {
@@ -117,12 +119,15 @@ static void track(struct usage_sync *s, Vap__UsageEvent **events, size_t n, int6
             }
             s->holes[s->n_holes].seq = m;
             s->holes[s->n_holes].since_ms = now;
+            s->holes[s->n_holes].absent_since_ms = 0;
             s->n_holes++;
         }
         s->applied_max = seq;
     }
+    /* Only auth's own answers can tell that a seq rolled back: a hole expires after
+     * HOLE_TTL_MS of successful outbox reads without it, never while auth is away. */
     for (int i = 0; i < s->n_holes;)
-        if (now - s->holes[i].since_ms > HOLE_TTL_MS) {
+        if (s->holes[i].absent_since_ms && now - s->holes[i].absent_since_ms > HOLE_TTL_MS) {
             vap_info(NULL, "outbox seq %" PRId64 " never appeared; taken as rolled back",
                      s->holes[i].seq);
             s->holes[i] = s->holes[--s->n_holes];
@@ -229,6 +234,13 @@ static int catch_up(struct usage_sync *s)
     }
     b = (const Vap__OutboxBatch *)res.reply;
     rv = b->n_events ? apply(s, b->events, b->n_events) : 0;
+    if (rv == 0) {
+        /* The holes auth was just asked about and did not return are absent from now. */
+        int64_t now = vap_now_ms();
+        for (int i = 0; i < s->n_holes; i++)
+            if (!s->holes[i].absent_since_ms)
+                s->holes[i].absent_since_ms = now;
+    }
     more = rv == 0 && b->max_seq > s->applied_max;
     if (rv == 0 && b->n_events)
         vap_debug(NULL, "outbox catch-up applied=%zu max=%" PRId64 " holes=%d", b->n_events,

@@ -153,6 +153,7 @@ class VoiceClient:
         self.cond = threading.Condition()
         self.ws = websocket.create_connection(ws_url + "?" + "&".join(q), header=headers,
                                               timeout=timeout)
+        self.ws.settimeout(None)  # a session may be quiet for a while; waits have deadlines
         self.thread = threading.Thread(target=self._recv, daemon=True)
         self.thread.start()
         # Like a browser's microphone: a frame every 20 ms, silence unless speaking.
