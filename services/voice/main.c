@@ -167,6 +167,8 @@ int main(void)
     vap_info(NULL, "vap-voice stopping sessions=%d", voice_sessions_active(w));
     atomic_store(&w->draining, 1);
     send_heartbeat(w, ++seq);
+    for (int i = 0; i < 500 && atomic_load(&w->opening) > 0; i++) /* let openers finish */
+        vap_signals_wait(10);
     voice_sessions_end_all(w, "worker_shutdown");
     atomic_store(&w->stopping, 1);
     voice_playout_stop(w);

@@ -248,7 +248,68 @@ static void resume(struct voice_worker *w, struct voice_peer *p, const Vap__Link
     session_send_event(s, ev_session_started(s, true));
 }
 
+/* A new session is built on its own thread: creating a recogniser can take a few hundred
+ * milliseconds, and the link thread must never keep other sessions' frames waiting. */
+struct opener {
+    struct voice_worker *w;
+    struct voice_peer *p;
+    Vap__LinkFrame *f; /* unpacked copy, owned */
+};
+
+static void open_new(struct voice_worker *w, struct voice_peer *p, const Vap__LinkFrame *f);
+
+static void *opener_main(void *arg)
+{
+    struct opener *op = arg;
+    open_new(op->w, op->p, op->f);
+    vap__link_frame__free_unpacked(op->f, NULL);
+    atomic_fetch_sub(&op->w->opening, 1);
+    free(op);
+    return NULL;
+}
+
 void voice_session_open(struct voice_worker *w, struct voice_peer *p, const Vap__LinkFrame *f)
+{
+    struct opener *op;
+    uint8_t *buf;
+    size_t len;
+    pthread_t t;
+
+    if (!f->open) {
+        refuse(w, p, f->conn_id, 1008, "open without session parameters");
+        return;
+    }
+    if (f->open->resume_session_id[0]) {
+        resume(w, p, f);
+        return;
+    }
+    len = vap__link_frame__get_packed_size(f);
+    buf = malloc(len ? len : 1);
+    op = calloc(1, sizeof(*op));
+    if (buf && op) {
+        vap__link_frame__pack(f, buf);
+        op->f = vap__link_frame__unpack(NULL, len, buf);
+    }
+    free(buf);
+    if (!op || !op->f) {
+        free(op);
+        refuse(w, p, f->conn_id, 1013, "Voice worker out of memory; try again");
+        return;
+    }
+    op->w = w;
+    op->p = p;
+    atomic_fetch_add(&w->opening, 1);
+    if (pthread_create(&t, NULL, opener_main, op) != 0) {
+        atomic_fetch_sub(&w->opening, 1);
+        vap__link_frame__free_unpacked(op->f, NULL);
+        free(op);
+        refuse(w, p, f->conn_id, 1013, "Voice worker is busy; try again");
+        return;
+    }
+    pthread_detach(t);
+}
+
+static void open_new(struct voice_worker *w, struct voice_peer *p, const Vap__LinkFrame *f)
 {
     const Vap__SessionOpen *o = f->open;
     struct voice_agent_rt *rt;
@@ -256,20 +317,13 @@ void voice_session_open(struct voice_worker *w, struct voice_peer *p, const Vap_
     Vap__SessionRecord rec;
     int rv;
 
-    if (!o) {
-        refuse(w, p, f->conn_id, 1008, "open without session parameters");
-        return;
-    }
-    if (o->resume_session_id[0]) {
-        resume(w, p, f);
-        return;
-    }
     rt = voice_agent_rt_find(w, o->agent_type);
     if (!rt) {
         refuse(w, p, f->conn_id, 4404, "Unknown agent on this worker");
         return;
     }
-    if (atomic_load(&w->draining) || voice_sessions_active(w) >= w->cfg.capacity) {
+    if (atomic_load(&w->draining) ||
+        voice_sessions_active(w) + atomic_load(&w->opening) > w->cfg.capacity) {
         refuse(w, p, f->conn_id, 1013, "Voice worker is full or draining; try again");
         return;
     }

@@ -71,6 +71,7 @@ struct voice_worker {
     struct voice_reporter *reporter;
     atomic_int stopping;
     atomic_int draining;
+    atomic_int opening; /* sessions being built on their opener threads */
 
     pthread_mutex_t lock; /* guards the session list */
     struct voice_session *sessions;
