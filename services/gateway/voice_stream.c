@@ -34,6 +34,7 @@ static void *writer_main(void *arg)
     struct gw_vconn *c = arg;
     for (;;) {
         struct gw_out *o;
+        bool tell_worker;
         pthread_mutex_lock(&c->lock);
         while (!c->head && !c->stop_writer)
             pthread_cond_wait(&c->cond, &c->lock);
@@ -46,7 +47,10 @@ static void *writer_main(void *arg)
         if (!c->head)
             c->tail = NULL;
         c->queued_bytes -= o->len;
+        tell_worker = o->opcode == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE && c->slow_consumer;
         pthread_mutex_unlock(&c->lock);
+        if (tell_worker) /* here, not where it was noticed: that thread holds V.lock */
+            gw_voice_forward(c, VAP__LINK_FRAME__KIND__CLOSE, NULL, 0, 1008, "slow_consumer");
         mg_websocket_write(c->conn, o->opcode, o->data, o->len);
         free(o);
     }
@@ -111,6 +115,8 @@ void gw_vconn_close(struct gw_vconn *c, int code, const char *reason)
 void gw_vconn_push(struct gw_vconn *c, int opcode, const void *data, size_t len)
 {
     bool slow = false;
+    /* Called by the media receive thread with V.lock held: must not call into
+     * voice_workers.c (the writer tells the worker when it sends the close). */
     pthread_mutex_lock(&c->lock);
     if (c->closing) {
         pthread_mutex_unlock(&c->lock);
@@ -124,15 +130,14 @@ void gw_vconn_push(struct gw_vconn *c, int opcode, const void *data, size_t len)
         c->closing = true;
         push_locked(c, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, payload, plen);
         slow = c->state == VC_OPEN;
+        c->slow_consumer = slow;
         c->state = VC_ENDED;
     } else {
         push_locked(c, opcode, data, len);
     }
     pthread_mutex_unlock(&c->lock);
-    if (slow) {
+    if (slow)
         vap_warn(c->request_id, "voice client dropped: slow consumer session=%s", c->session_id);
-        gw_voice_forward(c, VAP__LINK_FRAME__KIND__CLOSE, NULL, 0, 1008, "slow_consumer");
-    }
 }
 
 /* ---- a lost worker ---- */
