@@ -1,13 +1,23 @@
 /*
  * Session records to vap-usage. Reports (at a session's start and end) are queued and
- * sent by one thread with req/rep, retried with backoff until vap-usage stores them:
- * vap-usage being down or restarting delays records but loses none while this worker
- * lives. The upsert on the other side is idempotent, so a resend changes nothing.
- * If the worker itself dies, the gateway that held its sessions reports their end.
+ * sent by one thread with req/rep, retried with backoff until vap-usage stores them.
+ * Every queued record is also appended (and fdatasync'ed) to this worker's spool file,
+ * <VOICE_CACHE_DIR>/reports/<worker id>.spool, held under an exclusive flock; the file is
+ * emptied whenever the queue drains. A worker that starts takes over every spool whose
+ * lock is free (its writer died: kill -9, crash) and sends those records first. So
+ * vap-usage being down, even while a worker dies, delays records but loses none. The
+ * upsert on the other side is idempotent: a record sent twice changes nothing.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
@@ -30,7 +40,110 @@ struct voice_reporter {
     struct report_item *head, *tail;
     size_t len;
     bool stopping;
+    int spool_fd; /* -1: no spool (the directory could not be written) */
+    bool spool_only; /* a record is in the spool but not in memory: never empty it */
+    char spool_path[512];
 };
+
+/* Appends one record to the spool: u32 length, then the packed record. Under r->lock. */
+static void spool_append(struct voice_reporter *r, const uint8_t *data, size_t len)
+{
+    uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+                      (uint8_t)len};
+    if (r->spool_fd < 0)
+        return;
+    if (write(r->spool_fd, hdr, 4) != 4 || write(r->spool_fd, data, len) != (ssize_t)len ||
+        fdatasync(r->spool_fd) != 0)
+        vap_warn(NULL, "session record spool write failed path=%s error=\"%s\"",
+                 r->spool_path, strerror(errno));
+}
+
+static void enqueue_locked(struct voice_reporter *r, struct report_item *it)
+{
+    if (r->tail)
+        r->tail->next = it;
+    else
+        r->head = it;
+    r->tail = it;
+    r->len++;
+}
+
+/* Takes over the spools of workers that died; their records go first. */
+static void adopt_spools(struct voice_reporter *r, const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int adopted = 0;
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        char path[768];
+        const char *dot = strrchr(e->d_name, '.');
+        int fd;
+        if (!dot || strcmp(dot, ".spool") != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (strcmp(path, r->spool_path) == 0)
+            continue;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) { /* its worker is alive */
+            close(fd);
+            continue;
+        }
+        for (;;) {
+            uint8_t hdr[4];
+            size_t len;
+            struct report_item *it;
+            if (read(fd, hdr, 4) != 4)
+                break;
+            len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+            if (len == 0 || len > 65536 || !(it = malloc(sizeof(*it) + len)))
+                break;
+            it->next = NULL;
+            it->len = len;
+            if (read(fd, it->data, len) != (ssize_t)len) {
+                free(it);
+                break;
+            }
+            spool_append(r, it->data, len); /* ours now, until delivered */
+            enqueue_locked(r, it);
+            adopted++;
+        }
+        unlink(path);
+        close(fd);
+    }
+    closedir(d);
+    if (adopted)
+        vap_info(NULL, "session records taken over from stopped workers count=%d", adopted);
+}
+
+/* Opens this worker's spool (and adopts dead workers' ones). */
+static void spool_open(struct voice_reporter *r, struct voice_worker *w)
+{
+    char dir[400];
+    const char *base = w->cfg.cache_dir ? w->cfg.cache_dir : "/tmp/vap-voice";
+    r->spool_fd = -1;
+    if (mkdir(base, 0700) != 0 && errno != EEXIST)
+        return;
+    snprintf(dir, sizeof(dir), "%s/reports", base);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        vap_warn(NULL, "no session record spool dir=%s error=\"%s\"", dir, strerror(errno));
+        return;
+    }
+    snprintf(r->spool_path, sizeof(r->spool_path), "%s/%s.spool", dir, w->cfg.worker_id);
+    r->spool_fd = open(r->spool_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    if (r->spool_fd >= 0 && flock(r->spool_fd, LOCK_EX | LOCK_NB) != 0) {
+        close(r->spool_fd);
+        r->spool_fd = -1;
+    }
+    if (r->spool_fd < 0) {
+        vap_warn(NULL, "no session record spool path=%s", r->spool_path);
+        return;
+    }
+    adopt_spools(r, dir);
+}
 
 static int send_one(struct voice_reporter *r, const struct report_item *it)
 {
@@ -87,6 +200,8 @@ static void *report_main(void *arg)
         if (!r->head)
             r->tail = NULL;
         r->len--;
+        if (r->len == 0 && r->spool_fd >= 0 && !r->spool_only && ftruncate(r->spool_fd, 0) != 0)
+            vap_warn(NULL, "session record spool truncate failed");
         pthread_mutex_unlock(&r->lock);
         free(it);
     }
@@ -100,6 +215,7 @@ int voice_reporter_start(struct voice_worker *w)
         return -1;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->cond, NULL);
+    spool_open(r, w);
     if (vap_rpc_client_open(&r->usage, w->cfg.usage_rpc_url) != 0) {
         free(r);
         return -1;
@@ -143,6 +259,12 @@ void voice_reporter_stop(struct voice_worker *w)
         r->head = it->next;
         free(it);
     }
+    if (r->spool_fd >= 0) {
+        /* Undelivered records stay in the spool for the next worker to send. */
+        if (r->len == 0 && !r->spool_only)
+            unlink(r->spool_path);
+        close(r->spool_fd);
+    }
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
     free(r);
@@ -163,18 +285,16 @@ void voice_report(struct voice_worker *w, const Vap__SessionRecord *rec)
     it->len = len;
     vap__session_record__pack(rec, it->data);
     pthread_mutex_lock(&r->lock);
+    spool_append(r, it->data, len);
     if (r->len >= REPORT_QUEUE_MAX) {
+        /* Memory is bounded; the record is safe in the spool for the next start. */
+        r->spool_only = true;
         pthread_mutex_unlock(&r->lock);
-        vap_error(rec->session_id, "session record queue full: record dropped");
+        vap_error(rec->session_id, "session record queue full: left in the spool");
         free(it);
         return;
     }
-    if (r->tail)
-        r->tail->next = it;
-    else
-        r->head = it;
-    r->tail = it;
-    r->len++;
+    enqueue_locked(r, it);
     pthread_cond_signal(&r->cond);
     pthread_mutex_unlock(&r->lock);
 }

@@ -316,3 +316,41 @@ def test_draining_worker_finishes_sessions_and_takes_no_new_ones():
     finally:
         s.stop()
         cluster.destroy()
+
+
+def test_session_records_survive_usage_down_and_the_worker_killed():
+    """vap-usage is frozen (its RPCs time out) while a session starts and ends, and the
+    worker is killed before it could deliver the records: the restarted worker takes over
+    its spool and the records arrive once vap-usage is back."""
+    cluster = PgCluster()
+    s = Stack(cluster, voice_workers=1).start()
+    from conftest import _stacks
+    _stacks.append(s)
+    try:
+        s.wait_voice_workers(1, timeout=120)
+        admin = admin_token(s.url)
+        c, started, _, _ = open_session(s, "hospital")
+        os.kill(s.pid("usage"), signal.SIGSTOP)
+        try:
+            c.send_event(type="input_text", text="What are the visiting hours?")
+            c.wait_event(lambda e: e["type"] == "agent.text" and e.get("final") and
+                         e["turn_id"] == 1)
+            c.send_event(type="end")
+            c.wait_type("session.ended")
+            time.sleep(0.5)
+            s.kill("voice1")
+        finally:
+            os.kill(s.pid("usage"), signal.SIGCONT)
+        s.wait_voice_workers(1, timeout=120)
+        deadline = time.time() + 20
+        row = None
+        while time.time() < deadline:
+            _, traffic = call(s.url, "GET", "/api/agents/usage?agent_type=hospital", token=admin)
+            row = next((r for r in traffic if r["session_id"] == started["session_id"]), None)
+            if row and row["duration_seconds"] is not None:
+                break
+            time.sleep(0.3)
+        assert row and row["duration_seconds"] > 0, row
+    finally:
+        s.stop()
+        cluster.destroy()
