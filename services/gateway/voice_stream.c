@@ -505,6 +505,8 @@ static void close_handler(const struct mg_connection *conn, void *cbdata)
     gw_voice_unregister(c);
     if (was_open) /* the client dropped: the session waits for a resume */
         gw_voice_forward(c, VAP__LINK_FRAME__KIND__DETACH, NULL, 0, 0, NULL);
+    else if (c->slow_consumer) /* the writer may have stopped before telling the worker */
+        gw_voice_forward(c, VAP__LINK_FRAME__KIND__CLOSE, NULL, 0, 1008, "slow_consumer");
     drop_queue_locked(c);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);

@@ -180,8 +180,8 @@ void session_submit_turn(struct voice_session *s, int turn_id, const char *text,
         return;
     if (playout_active(s))
         session_interrupt(s);
-    atomic_store(&s->cancel, 1);
     pthread_mutex_lock(&s->rlock);
+    atomic_store(&s->cancel, 1); /* under rlock: the reply thread cannot clear it in between */
     free(s->job.text);
     s->job.text = copy;
     s->job.turn_id = turn_id;

@@ -103,6 +103,7 @@ void session_end(struct voice_session *s, const char *reason, int close_code)
              s->id, s->rt->agent->id, reason, atomic_load(&s->turns),
              (long long)atomic_load(&s->audio_in_ms));
     wake_threads(s);
+    atomic_store(&s->end_done, 1); /* last touch of s by this thread */
 }
 
 static void session_free(struct voice_session *s)
@@ -409,8 +410,8 @@ void voice_session_deliver(struct voice_worker *w, struct voice_peer *p, Vap__Li
         if (len)
             memcpy(it->data, src, len);
         pthread_mutex_lock(&s->qlock);
-        if (s->qlen >= SESSION_QUEUE_MAX && it->kind == VAP__LINK_FRAME__KIND__AUDIO) {
-            free(it); /* the session cannot keep up: drop audio, never block the link */
+        if (s->qlen >= SESSION_QUEUE_MAX) {
+            free(it); /* the session cannot keep up: drop, never block the link or grow */
         } else {
             if (s->qtail)
                 s->qtail->next = it;
@@ -458,7 +459,8 @@ void voice_sessions_expire(struct voice_worker *w)
     pp = &w->sessions;
     while (*pp) {
         struct voice_session *s = *pp;
-        if (atomic_load(&s->ended) && atomic_load(&s->input_exited) &&
+        if (atomic_load(&s->ended) && atomic_load(&s->end_done) &&
+            atomic_load(&s->input_exited) &&
             atomic_load(&s->reply_exited)) {
             *pp = s->next;
             w->n_sessions--;

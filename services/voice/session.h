@@ -116,6 +116,7 @@ struct voice_session {
     pthread_t input_thread, reply_thread;
     bool input_started, reply_started;
     atomic_int ended;
+    atomic_int end_done;     /* session_end has finished with s: the reaper may free it */
     atomic_int input_exited, reply_exited;
     char end_reason[64];
 };
