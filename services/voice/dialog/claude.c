@@ -18,30 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct claude_state {
-    char *url;
-    char *key_header; /* "x-api-key: ..." */
-    char *model;
-    char *system;
-    int max_tokens, timeout_ms, first_token_ms;
-    struct llm_share *share;
-};
-
-static void claude_destroy(void *state)
-{
-    struct claude_state *c = state;
-    if (!c)
-        return;
-    if (c->key_header) {
-        memset(c->key_header, 0, strlen(c->key_header));
-        free(c->key_header);
-    }
-    llm_share_free(c->share);
-    free(c->url);
-    free(c->model);
-    free(c->system);
-    free(c);
-}
 
 static char *join_url(const char *base, const char *path)
 {
@@ -63,7 +39,7 @@ static int claude_create(const struct vap_agent *agent, const struct dialog_conf
     const char *base = cfg->claude_base_url && cfg->claude_base_url[0]
                            ? cfg->claude_base_url
                            : "https://api.anthropic.com";
-    struct claude_state *c;
+    struct llm_engine_state *c;
     size_t klen;
 
     if (!cfg->claude_api_key || !cfg->claude_api_key[0]) {
@@ -84,17 +60,17 @@ static int claude_create(const struct vap_agent *agent, const struct dialog_conf
         return VAP_ENOMEM;
     klen = strlen(cfg->claude_api_key);
     c->url = join_url(base, "/v1/messages");
-    c->key_header = malloc(klen + sizeof("x-api-key: "));
+    c->auth_header = malloc(klen + sizeof("x-api-key: "));
     c->model = strdup(cfg->claude_model && cfg->claude_model[0] ? cfg->claude_model
                                                                 : "claude-sonnet-4-5");
     c->system = strdup(agent && agent->system_prompt ? agent->system_prompt : "");
     c->share = llm_share_new();
-    if (!c->url || !c->key_header || !c->model || !c->system || !c->share) {
-        claude_destroy(c);
+    if (!c->url || !c->auth_header || !c->model || !c->system || !c->share) {
+        llm_engine_state_free(c);
         return VAP_ENOMEM;
     }
-    memcpy(c->key_header, "x-api-key: ", 11);
-    memcpy(c->key_header + 11, cfg->claude_api_key, klen + 1);
+    memcpy(c->auth_header, "x-api-key: ", 11);
+    memcpy(c->auth_header + 11, cfg->claude_api_key, klen + 1);
     c->max_tokens = cfg->max_tokens > 0 ? cfg->max_tokens : 300;
     c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 15000;
     c->first_token_ms = cfg->first_token_timeout_ms > 0 ? cfg->first_token_timeout_ms : 5000;
@@ -104,7 +80,7 @@ static int claude_create(const struct vap_agent *agent, const struct dialog_conf
 
 static void *claude_session_new(void *state)
 {
-    return llm_http_new(((struct claude_state *)state)->share);
+    return llm_http_new(((struct llm_engine_state *)state)->share);
 }
 
 static void claude_session_free(void *session_state)
@@ -176,10 +152,10 @@ static int claude_reply(void *state, void *session_state, const struct dialog_hi
                         const char *user_text, dialog_emit_fn emit, void *user,
                         const atomic_int *cancel, struct dialog_result *res)
 {
-    struct claude_state *c = state;
+    struct llm_engine_state *c = state;
     struct llm_stream st;
     struct llm_stream_timing t = {vap_now_ms(), c->timeout_ms, c->first_token_ms};
-    const char *headers[] = {c->key_header, "anthropic-version: 2023-06-01", NULL};
+    const char *headers[] = {c->auth_header, "anthropic-version: 2023-06-01", NULL};
     json_t *req = NULL, *messages;
     char *body = NULL;
     int rv;
@@ -215,7 +191,7 @@ static int claude_reply(void *state, void *session_state, const struct dialog_hi
 const struct dialog_engine_ops dialog_claude_ops = {
     .name = "claude",
     .create = claude_create,
-    .destroy = claude_destroy,
+    .destroy = llm_engine_state_free,
     .session_new = claude_session_new,
     .session_free = claude_session_free,
     .reply = claude_reply,

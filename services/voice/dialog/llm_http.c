@@ -627,3 +627,19 @@ int llm_stream_run(struct llm_http *h, const char *url, const char *const *heade
     free(resp);
     return rv;
 }
+
+void llm_engine_state_free(void *state)
+{
+    struct llm_engine_state *e = state;
+    if (!e)
+        return;
+    if (e->auth_header) {
+        memset(e->auth_header, 0, strlen(e->auth_header));
+        free(e->auth_header);
+    }
+    llm_share_free(e->share);
+    free(e->url);
+    free(e->model);
+    free(e->system);
+    free(e);
+}

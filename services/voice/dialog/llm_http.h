@@ -61,6 +61,20 @@ int llm_http_global_init(void);
  * engine; must outlive every llm_http made with it. NULL when out of memory.
  */
 struct llm_share;
+
+/* What both LLM engines keep per agent: endpoint, auth header (wiped on free), model,
+ * system prompt, limits and the shared connection cache. */
+struct llm_engine_state {
+    char *url;
+    char *auth_header; /* "x-api-key: ..." / "Authorization: Bearer ..." or NULL */
+    char *model;
+    char *system;
+    int max_tokens, timeout_ms, first_token_ms;
+    struct llm_share *share;
+};
+
+/* Frees an engine state (NULL is fine); the auth header is zeroed first. */
+void llm_engine_state_free(void *state);
 struct llm_share *llm_share_new(void);
 void llm_share_free(struct llm_share *s);
 

@@ -17,37 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct openai_state {
-    char *url;
-    char *auth_header; /* "Authorization: Bearer ..." or NULL */
-    char *model;
-    char *system;
-    int max_tokens, timeout_ms, first_token_ms;
-    struct llm_share *share;
-};
-
-static void openai_destroy(void *state)
-{
-    struct openai_state *o = state;
-    if (!o)
-        return;
-    if (o->auth_header) {
-        memset(o->auth_header, 0, strlen(o->auth_header));
-        free(o->auth_header);
-    }
-    llm_share_free(o->share);
-    free(o->url);
-    free(o->model);
-    free(o->system);
-    free(o);
-}
 
 static int openai_create(const struct vap_agent *agent, const struct dialog_config *cfg,
                          void **state, char *err, size_t err_size)
 {
     const char *base = cfg->llm_base_url;
     const char *key = cfg->llm_api_key;
-    struct openai_state *o;
+    struct llm_engine_state *o;
     size_t n;
 
     if (!base || !base[0]) {
@@ -86,7 +62,7 @@ static int openai_create(const struct vap_agent *agent, const struct dialog_conf
     o->system = strdup(agent && agent->system_prompt ? agent->system_prompt : "");
     o->share = llm_share_new();
     if (!o->url || (key && key[0] && !o->auth_header) || !o->model || !o->system || !o->share) {
-        openai_destroy(o);
+        llm_engine_state_free(o);
         return VAP_ENOMEM;
     }
     o->max_tokens = cfg->max_tokens > 0 ? cfg->max_tokens : 300;
@@ -98,7 +74,7 @@ static int openai_create(const struct vap_agent *agent, const struct dialog_conf
 
 static void *openai_session_new(void *state)
 {
-    return llm_http_new(((struct openai_state *)state)->share);
+    return llm_http_new(((struct llm_engine_state *)state)->share);
 }
 
 static void openai_session_free(void *session_state)
@@ -157,7 +133,7 @@ static int openai_reply(void *state, void *session_state, const struct dialog_hi
                         const char *user_text, dialog_emit_fn emit, void *user,
                         const atomic_int *cancel, struct dialog_result *res)
 {
-    struct openai_state *o = state;
+    struct llm_engine_state *o = state;
     struct llm_stream st;
     struct llm_stream_timing t = {vap_now_ms(), o->timeout_ms, o->first_token_ms};
     const char *headers[] = {o->auth_header, NULL};
@@ -206,7 +182,7 @@ static int openai_reply(void *state, void *session_state, const struct dialog_hi
 const struct dialog_engine_ops dialog_openai_ops = {
     .name = "openai",
     .create = openai_create,
-    .destroy = openai_destroy,
+    .destroy = llm_engine_state_free,
     .session_new = openai_session_new,
     .session_free = openai_session_free,
     .reply = openai_reply,
