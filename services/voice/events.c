@@ -17,7 +17,7 @@ json_t *ev_session_started(const struct voice_session *s, bool resumed)
     return json_pack("{s:s, s:s, s:s, s:s, s:b, s:{s:s, s:i, s:i}}", "type", "session.started",
                      "session_id", s->id, "agent_type", s->rt->agent->id, "message",
                      s->rt->agent->startup_message, "resumed", resumed, "audio", "codec",
-                     s->codec == AUDIO_CODEC_OPUS ? "opus" : "pcm16", "sample_rate",
+                     audio_codec_name(s->codec), "sample_rate",
                      s->sample_rate, "frame_ms", AUDIO_FRAME_MS);
 }
 

@@ -33,7 +33,7 @@ void playout_begin(struct voice_session *s, int turn)
     s->play_started = false;
     s->play_complete = false;
     s->play_paused = false;
-    s->client_played_ms = 0;
+    s->client_played_ms = -1; /* no playback report yet */
     s->llm_first_token_ms = s->tts_first_audio_ms = 0;
     pthread_mutex_unlock(&s->play_lock);
 }
@@ -177,7 +177,7 @@ int64_t playout_cut(struct voice_session *s, int *turn, char **heard)
     pthread_mutex_lock(&s->play_lock);
     if (s->play_turn >= 0 && (s->play_started || s->pcm_len > 0)) {
         size_t played = s->pcm_pos;
-        if (s->client_played_ms > 0 &&
+        if (s->client_played_ms >= 0 &&
             (size_t)s->client_played_ms * (AUDIO_RATE / 1000) < played)
             played = (size_t)s->client_played_ms * (AUDIO_RATE / 1000);
         played_ms = (int64_t)(played / (AUDIO_RATE / 1000));

@@ -151,6 +151,8 @@ static int parse_codec(const char *name, enum audio_codec *out)
         *out = AUDIO_CODEC_OPUS;
     else if (strcmp(name, "pcm16") == 0)
         *out = AUDIO_CODEC_PCM16;
+    else if (strcmp(name, "mulaw") == 0)
+        *out = AUDIO_CODEC_MULAW;
     else
         return VAP_EINVAL;
     return 0;

@@ -100,7 +100,7 @@ struct voice_session {
     bool play_paused;        /* the visitor started speaking over it */
     struct play_mark *marks;
     size_t n_marks, cap_marks;
-    int64_t client_played_ms; /* from the client's playback events for play_turn */
+    int64_t client_played_ms; /* from playback events for play_turn; -1 = none yet */
     char *heard_truncate;    /* set on barge-in; reply thread applies to the history */
     bool truncate_pending;
     /* per-turn timing for the metrics event, under play_lock */

@@ -16,7 +16,11 @@
 #define AUDIO_FRAME_MS 20
 #define AUDIO_FRAME_SAMPLES (AUDIO_RATE * AUDIO_FRAME_MS / 1000) /* 320 */
 
-enum audio_codec { AUDIO_CODEC_PCM16 = 0, AUDIO_CODEC_OPUS = 1 };
+/* MULAW is G.711 mu-law at 8 kHz only (telephone bridges, protocol=twilio). */
+enum audio_codec { AUDIO_CODEC_PCM16 = 0, AUDIO_CODEC_OPUS = 1, AUDIO_CODEC_MULAW = 2 };
+
+/* "pcm16", "opus" or "mulaw": the names of the stream's codec= query option. */
+const char *audio_codec_name(enum audio_codec codec);
 
 /* ---- client frames -> 16 kHz PCM ------------------------------------------------ */
 
@@ -57,6 +61,30 @@ void audio_resampler_free(struct audio_resampler *r);
 /* Returns samples written (<= max). Keeps filter state between calls. */
 int audio_resample(struct audio_resampler *r, const int16_t *in, size_t n, int16_t *out,
                    size_t max);
+
+/* ---- telephone audio (g711.c): G.711 mu-law and 8 <-> 16 kHz ------------------- */
+
+uint8_t g711_mulaw_encode(int16_t sample);
+int16_t g711_mulaw_decode(uint8_t byte);
+void g711_mulaw_encode_buf(const int16_t *pcm, size_t n, uint8_t *out);
+void g711_mulaw_decode_buf(const uint8_t *in, size_t n, int16_t *out);
+
+#define G711_HISTORY 48 /* samples of filter history kept between calls */
+
+/* One direction's filter state; zero it with g711_rate_init before the first call. */
+struct g711_rate {
+    int16_t hist[G711_HISTORY];
+};
+
+void g711_rate_init(struct g711_rate *r);
+/* n samples at 8 kHz in, 2n at 16 kHz out (delayed by 12 input samples). Returns 2n or
+ * VAP_ETOOBIG (max < 2n). */
+int g711_upsample_8k_to_16k(struct g711_rate *r, const int16_t *in, size_t n, int16_t *out,
+                            size_t max);
+/* n samples at 16 kHz in, n/2 at 8 kHz out (delayed by 24 input samples). Returns n/2,
+ * VAP_EINVAL (n odd: not a whole number of 8 kHz samples) or VAP_ETOOBIG. */
+int g711_downsample_16k_to_8k(struct g711_rate *r, const int16_t *in, size_t n, int16_t *out,
+                              size_t max);
 
 /* ---- voice activity detection ---------------------------------------------------- */
 

@@ -10,6 +10,9 @@
  * resampler delay), and the encoder is fed 16 kHz (the agent's voice has nothing above
  * 8 kHz) and produces packets the client decodes at 48 kHz as well as at 16 kHz. Only
  * PCM16 at 48 kHz needs the resampler, in both directions.
+ *
+ * G.711 mu-law is for telephone bridges: 8 kHz only, one byte per sample, converted to
+ * and from 16 kHz by the exact half-band filter of g711.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,7 @@ struct audio_decoder {
     int rate;
     OpusDecoder *opus;            /* AUDIO_CODEC_OPUS */
     struct audio_resampler *down; /* AUDIO_CODEC_PCM16 at 48 kHz */
+    struct g711_rate up8k;        /* AUDIO_CODEC_MULAW */
 };
 
 struct audio_encoder {
@@ -38,11 +42,20 @@ struct audio_encoder {
     int rate;
     OpusEncoder *opus;
     struct audio_resampler *up;
+    struct g711_rate down8k; /* AUDIO_CODEC_MULAW */
 };
 
-static bool client_rate_ok(int rate)
+const char *audio_codec_name(enum audio_codec codec)
 {
-    return rate == 16000 || rate == 48000;
+    return codec == AUDIO_CODEC_OPUS ? "opus" : codec == AUDIO_CODEC_MULAW ? "mulaw" : "pcm16";
+}
+
+static bool client_format_ok(enum audio_codec codec, int rate)
+{
+    if (codec == AUDIO_CODEC_MULAW)
+        return rate == 8000;
+    return (codec == AUDIO_CODEC_OPUS || codec == AUDIO_CODEC_PCM16) &&
+           (rate == 16000 || rate == 48000);
 }
 
 int audio_decoder_new(enum audio_codec codec, int sample_rate, struct audio_decoder **out)
@@ -51,14 +64,17 @@ int audio_decoder_new(enum audio_codec codec, int sample_rate, struct audio_deco
     int err = 0, rv = 0;
 
     *out = NULL;
-    if (!client_rate_ok(sample_rate) || (codec != AUDIO_CODEC_OPUS && codec != AUDIO_CODEC_PCM16))
+    if (!client_format_ok(codec, sample_rate))
         return VAP_EINVAL;
     d = calloc(1, sizeof(*d));
     if (!d)
         return VAP_ENOMEM;
     d->codec = codec;
     d->rate = sample_rate;
-    if (codec == AUDIO_CODEC_OPUS) {
+    g711_rate_init(&d->up8k);
+    if (codec == AUDIO_CODEC_MULAW) {
+        /* no allocation: the filter state lives in the decoder */
+    } else if (codec == AUDIO_CODEC_OPUS) {
         d->opus = opus_decoder_create(AUDIO_RATE, 1, &err);
         if (!d->opus)
             rv = err == OPUS_ALLOC_FAIL ? VAP_ENOMEM : VAP_EINTERNAL;
@@ -131,6 +147,17 @@ static int decode_pcm(struct audio_decoder *d, const uint8_t *frame, size_t len,
     return made;
 }
 
+static int decode_mulaw(struct audio_decoder *d, const uint8_t *frame, size_t len,
+                        int16_t *out, size_t max)
+{
+    int16_t pcm[8000 * MAX_FRAME_MS / 1000];
+
+    if (len > sizeof(pcm) / sizeof(pcm[0]))
+        return VAP_EPROTO;
+    g711_mulaw_decode_buf(frame, len, pcm);
+    return g711_upsample_8k_to_16k(&d->up8k, pcm, len, out, max);
+}
+
 int audio_decode(struct audio_decoder *d, const uint8_t *frame, size_t len, int16_t *out,
                  size_t max)
 {
@@ -139,6 +166,8 @@ int audio_decode(struct audio_decoder *d, const uint8_t *frame, size_t len, int1
         return VAP_EPROTO;
     if (d->codec == AUDIO_CODEC_OPUS)
         return decode_opus(d, frame, len, out, max);
+    if (d->codec == AUDIO_CODEC_MULAW)
+        return decode_mulaw(d, frame, len, out, max);
     return decode_pcm(d, frame, len, out, max);
 }
 
@@ -148,14 +177,17 @@ int audio_encoder_new(enum audio_codec codec, int sample_rate, struct audio_enco
     int err = 0, rv = 0;
 
     *out = NULL;
-    if (!client_rate_ok(sample_rate) || (codec != AUDIO_CODEC_OPUS && codec != AUDIO_CODEC_PCM16))
+    if (!client_format_ok(codec, sample_rate))
         return VAP_EINVAL;
     e = calloc(1, sizeof(*e));
     if (!e)
         return VAP_ENOMEM;
     e->codec = codec;
     e->rate = sample_rate;
-    if (codec == AUDIO_CODEC_OPUS) {
+    g711_rate_init(&e->down8k);
+    if (codec == AUDIO_CODEC_MULAW) {
+        /* no allocation: the filter state lives in the encoder */
+    } else if (codec == AUDIO_CODEC_OPUS) {
         e->opus = opus_encoder_create(AUDIO_RATE, 1, OPUS_APPLICATION_VOIP, &err);
         if (!e->opus) {
             rv = err == OPUS_ALLOC_FAIL ? VAP_ENOMEM : VAP_EINTERNAL;
@@ -208,6 +240,17 @@ int audio_encode(struct audio_encoder *e, const int16_t *pcm, uint8_t *out, size
         return n < 0 ? VAP_EINTERNAL : n;
     }
     want = (size_t)e->rate * AUDIO_FRAME_MS / 1000;
+    if (e->codec == AUDIO_CODEC_MULAW) {
+        int16_t down[8000 * AUDIO_FRAME_MS / 1000];
+        int made;
+        if (max < want)
+            return VAP_ETOOBIG;
+        made = g711_downsample_16k_to_8k(&e->down8k, pcm, AUDIO_FRAME_SAMPLES, down, want);
+        if (made < 0)
+            return made;
+        g711_mulaw_encode_buf(down, (size_t)made, out);
+        return made;
+    }
     if (max < want * 2)
         return VAP_ETOOBIG;
     if (!e->up) {
