@@ -54,6 +54,25 @@ static bool sounds_complete(const char *text)
     return true;
 }
 
+/* The recogniser's input; telephone audio is widened for its 16 kHz model first. */
+static void feed_stt(struct voice_session *s, const int16_t *pcm, size_t n)
+{
+    int16_t wide[AUDIO_RATE];
+    if (s->codec != AUDIO_CODEC_MULAW) {
+        stt_feed(s->stt, pcm, n);
+        return;
+    }
+    while (n > 0) {
+        /* Whole chunks from the end keep each sample's parity (see the function). */
+        size_t take = n > AUDIO_RATE ? AUDIO_RATE - (n - AUDIO_RATE) % 2 : n;
+        memcpy(wide, pcm, take * sizeof(int16_t));
+        audio_widen_narrowband(wide, take);
+        stt_feed(s->stt, wide, take);
+        pcm += take;
+        n -= take;
+    }
+}
+
 static void begin_utterance(struct voice_session *s, int64_t now, bool agent_audible)
 {
     int16_t pre[AUDIO_RATE]; /* up to 1 s of pre-roll */
@@ -68,7 +87,7 @@ static void begin_utterance(struct voice_session *s, int64_t now, bool agent_aud
     stt_begin(s->stt);
     n = vad_pre_roll(s->vad, pre, sizeof(pre) / sizeof(pre[0]));
     if (n)
-        stt_feed(s->stt, pre, n);
+        feed_stt(s, pre, n);
     if (agent_audible) {
         /* Stop the agent's voice at once; cancel only if the speech is sustained. */
         playout_pause(s, true);
@@ -123,7 +142,7 @@ static void process_frame(struct voice_session *s, const int16_t *frame)
         /* The visitor went on after a turn we ended early: a new utterance. */
         begin_utterance(s, now, audible);
     } else if (s->utterance) {
-        stt_feed(s->stt, clean, AUDIO_FRAME_SAMPLES);
+        feed_stt(s, clean, AUDIO_FRAME_SAMPLES);
     }
     if (s->utterance && vad_silence_ms(s->vad) == 0)
         s->last_voice_ms = now;

@@ -86,6 +86,13 @@ int g711_upsample_8k_to_16k(struct g711_rate *r, const int16_t *in, size_t n, in
 int g711_downsample_16k_to_8k(struct g711_rate *r, const int16_t *in, size_t n, int16_t *out,
                               size_t max);
 
+/*
+ * For the recogniser only: fills 4-8 kHz of telephone speech (decoded from 8 kHz) with
+ * the mirror image of 0-4 kHz, which the 16 kHz acoustic model needs (g711.c has the
+ * measurements). pcm must end on a frame boundary.
+ */
+void audio_widen_narrowband(int16_t *pcm, size_t n);
+
 /* ---- voice activity detection ---------------------------------------------------- */
 
 struct vad_config {

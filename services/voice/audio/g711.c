@@ -144,3 +144,25 @@ int g711_downsample_16k_to_8k(struct g711_rate *r, const int16_t *in, size_t n, 
                          out + done / 2);
     return (int)(n / 2);
 }
+
+/*
+ * The recogniser's acoustic model (pocketsphinx en-us) is trained on 16 kHz speech; a
+ * phone line carries nothing above 4 kHz, and the model's filters up there see silence.
+ * Mirroring the 0-4 kHz band into 4-8 kHz (multiplying by (-1)^n shifts the spectrum by
+ * half the sample rate) and adding it at gain 0.55 fills those filters with speech-like
+ * energy. Measured with `vap-stt-eval --telephone [--no-widen]` on the flite test
+ * utterances (WER in-domain / out-of-domain): hospital 82.9 / 90.1 % without, 12.1 /
+ * 12.3 % with; realestate 69.8 / 84.9 % without, 13.6 / 16.3 % with (16 kHz audio: 7.1 /
+ * 3.7 and 6.2 / 9.3 %). Gains 0.4, 0.7, 0.85 and 1.0 measured worse overall.
+ * x + 0.55 * (-1)^n * x is a gain of 1.55 on even samples and 0.45 on odd ones. The
+ * sign must follow the sample's position in the stream: pcm ends on a frame boundary
+ * (an even number of samples since the start), so sample i is "even" when n - i is.
+ */
+void audio_widen_narrowband(int16_t *pcm, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int32_t x = pcm[i];
+        pcm[i] = saturate(((n - i) % 2 == 0 ? 50790 : 14746) * (int64_t)x >> 15);
+    }
+}
+

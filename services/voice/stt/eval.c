@@ -6,9 +6,12 @@
  * the agent's domain (each utterance in a fresh session), CPU seconds per second of audio, model load time, decoder
  * creation time and memory per decoder. --generic measures Debian's generic model
  * instead, the baseline an agent model must not be worse than out of domain.
+ * --telephone sends each utterance through a phone line first, as protocol=twilio does
+ * (16 kHz -> 8 kHz G.711 mu-law -> 16 kHz, then the recogniser's narrowband widening);
+ * --no-widen leaves the widening out, to measure what it is worth.
  *
- *   vap-stt-eval [--generic] [--agents DIR] [--utterances FILE] [--wavs DIR]
- *                [--cache DIR] [--decoders N] [--quiet] AGENT
+ *   vap-stt-eval [--generic] [--telephone [--no-widen]] [--agents DIR] [--utterances FILE]
+ *                [--wavs DIR] [--cache DIR] [--decoders N] [--quiet] AGENT
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -20,11 +23,15 @@
 #include "common/agents.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "audio.h"
 #include "stt.h"
 #include "stt_internal.h"
 
 #define CHUNK 320 /* 20 ms at 16 kHz */
 #define PARTIAL_EVERY 5 /* chunks between stt_partial calls (100 ms) */
+
+/* How the audio reaches the recogniser. */
+static int telephone, widen = 1;
 
 struct totals {
     size_t errors, words, n;
@@ -57,9 +64,32 @@ static void on_agent_error(void *user, const char *message)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: vap-stt-eval [--generic] [--agents DIR] [--utterances FILE] "
-                    "[--wavs DIR] [--cache DIR] [--decoders N] [--quiet] AGENT\n");
+    fprintf(stderr, "usage: vap-stt-eval [--generic] [--telephone [--no-widen]] [--agents DIR] "
+                    "[--utterances FILE] [--wavs DIR] [--cache DIR] [--decoders N] [--quiet] "
+                    "AGENT\n");
     exit(2);
+}
+
+/* Replaces pcm (whole 20 ms frames) by what a phone line and the worker make of it. */
+static int through_phone_line(int16_t *pcm, size_t n)
+{
+    struct audio_encoder *enc = NULL;
+    struct audio_decoder *dec = NULL;
+    uint8_t line[AUDIO_FRAME_SAMPLES];
+    int rv = audio_encoder_new(AUDIO_CODEC_MULAW, 8000, &enc);
+    if (rv == 0)
+        rv = audio_decoder_new(AUDIO_CODEC_MULAW, 8000, &dec);
+    for (size_t off = 0; rv == 0 && off + CHUNK <= n; off += CHUNK) {
+        int len = audio_encode(enc, pcm + off, line, sizeof(line));
+        int got = len < 0 ? len : audio_decode(dec, line, (size_t)len, pcm + off, CHUNK);
+        if (got < 0)
+            rv = got;
+        else if (widen)
+            audio_widen_narrowband(pcm + off, CHUNK);
+    }
+    audio_encoder_free(enc);
+    audio_decoder_free(dec);
+    return rv;
 }
 
 /* Decodes one WAV through the streaming calls; returns the audio length in seconds. */
@@ -77,6 +107,15 @@ static double decode(struct stt_stream *s, const char *wav, char *hyp, size_t ma
         free(pcm);
         hyp[0] = '\0';
         return -1;
+    }
+    if (telephone) {
+        n -= n % CHUNK;
+        if ((rv = through_phone_line(pcm, n)) != 0) {
+            fprintf(stderr, "%s: %s\n", wav, vap_strerror(rv));
+            free(pcm);
+            hyp[0] = '\0';
+            return -1;
+        }
     }
     t0 = now_s(CLOCK_THREAD_CPUTIME_ID);
     stt_begin(s);
@@ -127,6 +166,10 @@ int main(int argc, char **argv)
         const char *next = a + 1 < argc ? argv[a + 1] : NULL;
         if (strcmp(argv[a], "--generic") == 0)
             generic = 1;
+        else if (strcmp(argv[a], "--telephone") == 0)
+            telephone = 1;
+        else if (strcmp(argv[a], "--no-widen") == 0)
+            widen = 0;
         else if (strcmp(argv[a], "--quiet") == 0)
             quiet = 1;
         else if (strcmp(argv[a], "--agents") == 0 && next)
@@ -215,7 +258,9 @@ int main(int argc, char **argv)
             printf("%-14s %-3s %2zu/%-2zu ref: %s\n%24s hyp: %s\n", id, domain, e, w, text, "",
                    hyp);
     }
-    printf("model: %s (%s LM)\n", agent_id, generic ? "generic en-us" : "agent+generic");
+    printf("model: %s (%s LM), audio: %s\n", agent_id, generic ? "generic en-us" : "agent+generic",
+           !telephone ? "16 kHz" : widen ? "phone line (8 kHz mu-law), widened"
+                                         : "phone line (8 kHz mu-law), not widened");
     printf("WER in-domain:  %5.1f %%  (%zu/%zu words, %zu utterances)\n",
            in.words ? 100.0 * in.errors / in.words : 0.0, in.errors, in.words, in.n);
     printf("WER out-domain: %5.1f %%  (%zu/%zu words, %zu utterances)\n",

@@ -3,7 +3,8 @@
  * reference values of ITU-T G.711 (as its reference software G.191 computes them) and
  * exhaustively over all 16-bit samples; the 8 <-> 16 kHz half-band filter for exactness
  * (doubling keeps every input sample, a stream converted in frames equals the stream
- * converted at once), pass band, and image rejection; and the telephone codec end to end.
+ * converted at once), pass band, and image rejection; the telephone codec end to end; and
+ * the recogniser's narrowband widening.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -176,6 +177,37 @@ static void test_mulaw_codec_round_trip(void **state)
     audio_decoder_free(dec);
 }
 
+/* Energy of a at hz (single-bin DFT), relative to the signal's total. */
+static double share_at(const int16_t *a, size_t n, double hz, double rate)
+{
+    double re = 0, im = 0, all = 0;
+    for (size_t i = 0; i < n; i++) {
+        re += a[i] * cos(2 * PI * hz * (double)i / rate);
+        im += a[i] * sin(2 * PI * hz * (double)i / rate);
+        all += (double)a[i] * a[i];
+    }
+    return (re * re + im * im) / ((double)n / 2) / all;
+}
+
+static void test_widening_mirrors_the_band_consistently(void **state)
+{
+    int16_t a[1600], b[1600];
+    (void)state;
+    tone(a, 1600, 1000, 16000, 10000, 0);
+    memcpy(b, a, sizeof(a));
+    /* In one call or frame by frame: the same samples (the sign follows the stream). */
+    audio_widen_narrowband(a, 1600);
+    for (size_t off = 0; off < 1600; off += 320)
+        audio_widen_narrowband(b + off, 320);
+    assert_memory_equal(a, b, sizeof(a));
+    /* The 1 kHz tone stays, and its mirror appears at 7 kHz at 0.55 of its amplitude. */
+    {
+        double low = share_at(a, 1600, 1000, 16000), high = share_at(a, 1600, 7000, 16000);
+        assert_true(fabs(high / low - 0.55 * 0.55) < 0.01);
+        assert_true(low + high > 0.98);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_halving_passes_the_band_and_rejects_images),
         cmocka_unit_test(test_frames_equal_one_pass),
         cmocka_unit_test(test_mulaw_codec_round_trip),
+        cmocka_unit_test(test_widening_mirrors_the_band_consistently),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
