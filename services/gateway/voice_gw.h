@@ -5,6 +5,7 @@
  * tells clients at once when a worker is lost. voice_stream.c is the WebSocket
  * endpoint: authentication, grant claim, placement, and the relay, with one writer
  * thread and a bounded queue per client so a slow client never stalls another.
+ * voice_twilio.c translates protocol=twilio (Twilio Media Streams) to that relay.
  */
 #ifndef VAP_GATEWAY_VOICE_H
 #define VAP_GATEWAY_VOICE_H
@@ -18,6 +19,18 @@
 #include "voice.pb-c.h"
 
 struct gw_worker;
+struct gw_twilio;
+
+#define GW_VOICE_FRAME_MAX (64 * 1024) /* largest client frame (1009 beyond) */
+
+/* How a stream asked to be served: query string, Authorization header, Twilio start. */
+struct gw_stream_options {
+    char token[2048];
+    char codec[16];  /* opus | pcm16 | mulaw */
+    int sample_rate; /* 16000 | 48000 (8000 for mulaw) */
+    char resume[160];
+    const char *protocol; /* "native" | "twilio" */
+};
 
 /* An item for a client's writer thread. */
 struct gw_out {
@@ -58,6 +71,7 @@ struct gw_vconn {
     bool stop_writer;
     pthread_t writer;
     bool writer_started;
+    struct gw_twilio *twilio; /* protocol=twilio: the translation's state (else NULL) */
 };
 
 /* ---- voice_workers.c ---- */
@@ -94,5 +108,24 @@ void gw_vconn_push(struct gw_vconn *c, int opcode, const void *data, size_t len)
 void gw_vconn_close(struct gw_vconn *c, int code, const char *reason);
 /* The worker went away: error + session.ended to the client, close, usage record. */
 void gw_vconn_worker_lost(struct gw_vconn *c);
+/*
+ * Authenticates o's token, claims the grant, places the session and waits for the
+ * worker; starts c's writer. Refuses (closes the socket) on failure: returns -1.
+ */
+int gw_vconn_start(struct mg_connection *conn, struct gw_vconn *c,
+                   const struct gw_stream_options *o);
+/* Closes the socket at once with code and reason (before c's writer exists). */
+void gw_vconn_refuse(struct mg_connection *conn, struct gw_vconn *c, int code,
+                     const char *reason);
+
+/* ---- voice_twilio.c: protocol=twilio (Twilio Media Streams) ---- */
+/* Keeps the query's options; the session starts on the bridge's `start`. */
+int gw_twilio_accept(struct gw_vconn *c, const struct gw_stream_options *query);
+/* A frame from the bridge (any state). Returns 1 (keep the connection). */
+int gw_twilio_client_frame(struct mg_connection *conn, struct gw_vconn *c, int opcode,
+                           const char *data, size_t len);
+/* On c's writer thread: sends a worker frame to the bridge in Twilio's form. */
+void gw_twilio_write(struct gw_vconn *c, int opcode, const char *data, size_t len);
+void gw_twilio_free(struct gw_twilio *t);
 
 #endif

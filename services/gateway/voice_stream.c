@@ -7,12 +7,15 @@
  * 1013, 1008). Each client has its own writer thread and a bounded queue: a client that
  * stops reading is dropped (1008, "slow consumer") and never stalls the others.
  * A dropped socket leaves the session resumable (?resume=<session_id>) for a while.
+ * protocol=twilio streams are translated to and from this relay by voice_twilio.c.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <sodium.h>
 
 #include "clock.h"
 #include "err.h"
@@ -21,7 +24,6 @@
 #include "voice_gw.h"
 
 #define VOICE_PATH "/api/voice-agents/stream"
-#define CLIENT_FRAME_MAX (64 * 1024)
 #define CLIENT_QUEUE_MAX (2 * 1024 * 1024)
 #define OPEN_WAIT_MS 5000
 
@@ -51,7 +53,10 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&c->lock);
         if (tell_worker) /* here, not where it was noticed: that thread holds V.lock */
             gw_voice_forward(c, VAP__LINK_FRAME__KIND__CLOSE, NULL, 0, 1008, "slow_consumer");
-        mg_websocket_write(c->conn, o->opcode, o->data, o->len);
+        if (c->twilio && o->opcode != MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE)
+            gw_twilio_write(c, o->opcode, o->data, o->len);
+        else
+            mg_websocket_write(c->conn, o->opcode, o->data, o->len);
         free(o);
     }
     return NULL;
@@ -233,7 +238,8 @@ void gw_vconn_worker_lost(struct gw_vconn *c)
 
 /* ---- the WebSocket handlers ---- */
 
-static void refuse(struct mg_connection *conn, struct gw_vconn *c, int code, const char *reason)
+void gw_vconn_refuse(struct mg_connection *conn, struct gw_vconn *c, int code,
+                     const char *reason)
 {
     char payload[125];
     size_t len;
@@ -271,85 +277,45 @@ static void release_grant(struct gw_vconn *c)
     c->grant_id[0] = '\0';
 }
 
-static void ready_handler(struct mg_connection *conn, void *cbdata)
+/*
+ * Authenticates, claims the grant, places the session and waits for the worker's answer.
+ * On any refusal the socket is closed with a code and a reason; returns 0 once open.
+ * Native streams call it from the ready handler, Twilio streams on their `start`.
+ */
+int gw_vconn_start(struct mg_connection *conn, struct gw_vconn *c,
+                   const struct gw_stream_options *o)
 {
-    const struct mg_request_info *ri = mg_get_request_info(conn);
-    struct gw_vconn *c = calloc(1, sizeof(*c));
     struct vap_token_claims claims;
     Vap__SessionOpen open = VAP__SESSION_OPEN__INIT;
-    char token[2048], codec[16], rate[16], protocol[16], resume[160];
-    const char *h = mg_get_header(conn, "Authorization");
     enum gw_token_state st;
     int64_t deadline;
-    int sample_rate = 16000, rv_open;
-    (void)cbdata;
+    int rv_open;
+    const char *resume = o->resume;
 
-    if (!c) {
-        mg_websocket_write(conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, "\x03\xf3", 2);
-        return;
-    }
-    c->gw = G;
-    c->conn = conn;
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->cond, NULL);
-    c->state = VC_OPENING;
-    snprintf(c->request_id, sizeof(c->request_id), "%s-%llx", G->request_id_prefix,
-             (unsigned long long)atomic_fetch_add(&G->request_counter, 1));
-    mg_set_user_connection_data(conn, c);
-
-    query_var(ri, "agent_type", c->agent, sizeof(c->agent));
-    query_var(ri, "codec", codec, sizeof(codec));
-    query_var(ri, "sample_rate", rate, sizeof(rate));
-    query_var(ri, "protocol", protocol, sizeof(protocol));
-    query_var(ri, "resume", resume, sizeof(resume));
-    token[0] = '\0';
-    if (h && strncasecmp(h, "Bearer ", 7) == 0)
-        snprintf(token, sizeof(token), "%s", h + 7);
-    else
-        query_var(ri, "token", token, sizeof(token));
-
-    if (!token[0] || vap_token_verify((const uint8_t *)G->cfg.secret_key,
-                                      strlen(G->cfg.secret_key), token, vap_wall_ms() / 1000,
-                                      &claims) != 0) {
-        refuse(conn, c, 4401, "Unauthorized: a valid token is required");
-        return;
+    if (!o->token[0] || vap_token_verify((const uint8_t *)G->cfg.secret_key,
+                                         strlen(G->cfg.secret_key), o->token,
+                                         vap_wall_ms() / 1000, &claims) != 0) {
+        gw_vconn_refuse(conn, c, 4401, "Unauthorized: a valid token is required");
+        return -1;
     }
     st = gw_revocations_check(G->revocations, &claims);
     if (st == GW_TOKEN_REVOKED) {
-        refuse(conn, c, 4401, "Unauthorized: token has been revoked");
-        return;
+        gw_vconn_refuse(conn, c, 4401, "Unauthorized: token has been revoked");
+        return -1;
     }
     if (st == GW_TOKEN_UNKNOWN) {
-        refuse(conn, c, 1013, "Authorization service unavailable; try again");
-        return;
+        gw_vconn_refuse(conn, c, 1013, "Authorization service unavailable; try again");
+        return -1;
     }
     if (!c->agent[0] || !gw_agent_exists(c->agent)) {
-        refuse(conn, c, 4404, "Unknown agent");
-        return;
-    }
-    if (codec[0] && strcmp(codec, "opus") != 0 && strcmp(codec, "pcm16") != 0) {
-        refuse(conn, c, 1008, "codec must be opus or pcm16");
-        return;
-    }
-    if (rate[0]) {
-        if (strcmp(rate, "16000") == 0) {
-            sample_rate = 16000;
-        } else if (strcmp(rate, "48000") == 0) {
-            sample_rate = 48000;
-        } else {
-            refuse(conn, c, 1008, "sample_rate must be 16000 or 48000");
-            return;
-        }
-    }
-    if (protocol[0] && strcmp(protocol, "native") != 0) {
-        refuse(conn, c, 1008, "protocol must be native (twilio is not served yet)");
-        return;
+        gw_vconn_refuse(conn, c, 4404, "Unknown agent");
+        return -1;
     }
     snprintf(c->token_jti, sizeof(c->token_jti), "%s", claims.jti);
     c->otp_id = claims.role == VAP_ROLE_OTP ? claims.otp_id : 0;
     if (gw_voice_token_sessions(c->token_jti) >= G->cfg.voice_max_per_token) {
-        refuse(conn, c, 4429, "Too many sessions for this token");
-        return;
+        gw_vconn_refuse(conn, c, 4429, "Too many sessions for this token");
+        return -1;
     }
     deadline = vap_now_ms() + G->cfg.rpc_timeout_ms;
     if (!resume[0]) {
@@ -363,14 +329,14 @@ static void ready_handler(struct mg_connection *conn, void *cbdata)
                           &vap__grant_claim_reply__descriptor, deadline, &res);
         if (rv != 0 || res.status >= 500) {
             vap_rpc_result_clear(&res);
-            refuse(conn, c, 1013, "Authorization service unavailable; try again");
-            return;
+            gw_vconn_refuse(conn, c, 1013, "Authorization service unavailable; try again");
+            return -1;
         }
         if (res.status != 200) {
             vap_rpc_result_clear(&res);
-            refuse(conn, c, 4403, "No access grant for this agent: call /api/agents/access "
-                                  "first (or the code is exhausted)");
-            return;
+            gw_vconn_refuse(conn, c, 4403, "No access grant for this agent: call "
+                                           "/api/agents/access first (or the code is exhausted)");
+            return -1;
         }
         snprintf(c->grant_id, sizeof(c->grant_id), "%s",
                  ((Vap__GrantClaimReply *)res.reply)->grant_id);
@@ -378,26 +344,26 @@ static void ready_handler(struct mg_connection *conn, void *cbdata)
     }
 
     open.agent_type = c->agent;
-    open.codec = codec[0] ? codec : "opus";
-    open.sample_rate = sample_rate;
-    open.protocol = "native";
+    open.codec = (char *)o->codec;
+    open.sample_rate = o->sample_rate;
+    open.protocol = (char *)o->protocol;
     open.otp_id = c->otp_id;
     open.subject = claims.sub;
     open.token_jti = c->token_jti;
     open.grant_id = c->grant_id;
-    open.resume_session_id = resume;
+    open.resume_session_id = (char *)resume;
     open.request_id = c->request_id;
     c->started_wall_ms = vap_wall_ms();
     rv_open = gw_voice_open(c, &open, resume, (int)G->cfg.voice_max_per_token);
     if (rv_open != 0) {
         release_grant(c);
         if (rv_open == VAP_ETOOBIG)
-            refuse(conn, c, 4429, "Too many sessions for this token");
+            gw_vconn_refuse(conn, c, 4429, "Too many sessions for this token");
         else if (resume[0])
-            refuse(conn, c, 4404, "No such session to resume");
+            gw_vconn_refuse(conn, c, 4404, "No such session to resume");
         else
-            refuse(conn, c, 1013, "No voice worker available; try again");
-        return;
+            gw_vconn_refuse(conn, c, 1013, "No voice worker available; try again");
+        return -1;
     }
     /* Wait for the worker's answer. */
     {
@@ -425,17 +391,78 @@ static void ready_handler(struct mg_connection *conn, void *cbdata)
         gw_voice_unregister(c);
         if (!resume[0])
             release_grant(c);
-        refuse(conn, c, code, reason);
-        return;
+        gw_vconn_refuse(conn, c, code, reason);
+        return -1;
     }
-    vap_info(c->request_id, "voice session open session=%s worker=%s agent=%s resumed=%d",
-             c->session_id, c->worker_id, c->agent, resume[0] != 0);
+    vap_info(c->request_id, "voice session open session=%s worker=%s agent=%s protocol=%s "
+             "resumed=%d", c->session_id, c->worker_id, c->agent, o->protocol, resume[0] != 0);
     if (pthread_create(&c->writer, NULL, writer_main, c) == 0) {
         c->writer_started = true;
     } else {
         gw_voice_forward(c, VAP__LINK_FRAME__KIND__CLOSE, NULL, 0, 1011, "internal_error");
-        refuse(conn, c, 1011, "Internal error");
+        gw_vconn_refuse(conn, c, 1011, "Internal error");
+        return -1;
     }
+    return 0;
+}
+
+static void ready_handler(struct mg_connection *conn, void *cbdata)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct gw_vconn *c = calloc(1, sizeof(*c));
+    struct gw_stream_options *o = calloc(1, sizeof(*o));
+    char rate[16], protocol[16];
+    const char *h = mg_get_header(conn, "Authorization");
+    (void)cbdata;
+
+    if (!c || !o) {
+        free(c);
+        free(o);
+        mg_websocket_write(conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, "\x03\xf3", 2);
+        return;
+    }
+    c->gw = G;
+    c->conn = conn;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    c->state = VC_OPENING;
+    snprintf(c->request_id, sizeof(c->request_id), "%s-%llx", G->request_id_prefix,
+             (unsigned long long)atomic_fetch_add(&G->request_counter, 1));
+    mg_set_user_connection_data(conn, c);
+
+    query_var(ri, "agent_type", c->agent, sizeof(c->agent));
+    query_var(ri, "codec", o->codec, sizeof(o->codec));
+    query_var(ri, "sample_rate", rate, sizeof(rate));
+    query_var(ri, "protocol", protocol, sizeof(protocol));
+    query_var(ri, "resume", o->resume, sizeof(o->resume));
+    if (h && strncasecmp(h, "Bearer ", 7) == 0)
+        snprintf(o->token, sizeof(o->token), "%s", h + 7);
+    else
+        query_var(ri, "token", o->token, sizeof(o->token));
+
+    if (strcmp(protocol, "twilio") == 0) {
+        /* Nothing happens until the bridge's `start` (which may carry the token). */
+        if (gw_twilio_accept(c, o) != 0)
+            gw_vconn_refuse(conn, c, 1011, "Internal error");
+        sodium_memzero(o->token, sizeof(o->token));
+        free(o);
+        return;
+    }
+    if (protocol[0] && strcmp(protocol, "native") != 0) {
+        gw_vconn_refuse(conn, c, 1008, "protocol must be native or twilio");
+    } else if (o->codec[0] && strcmp(o->codec, "opus") != 0 && strcmp(o->codec, "pcm16") != 0) {
+        gw_vconn_refuse(conn, c, 1008, "codec must be opus or pcm16");
+    } else if (rate[0] && strcmp(rate, "16000") != 0 && strcmp(rate, "48000") != 0) {
+        gw_vconn_refuse(conn, c, 1008, "sample_rate must be 16000 or 48000");
+    } else {
+        if (!o->codec[0])
+            snprintf(o->codec, sizeof(o->codec), "opus");
+        o->sample_rate = rate[0] ? atoi(rate) : 16000;
+        o->protocol = "native";
+        gw_vconn_start(conn, c, o);
+    }
+    sodium_memzero(o->token, sizeof(o->token));
+    free(o);
 }
 
 static int data_handler(struct mg_connection *conn, int bits, char *data, size_t len,
@@ -454,12 +481,14 @@ static int data_handler(struct mg_connection *conn, int bits, char *data, size_t
     }
     if (!c || op == MG_WEBSOCKET_OPCODE_PONG)
         return 1;
+    if (c->twilio)
+        return gw_twilio_client_frame(conn, c, op, data, len);
     pthread_mutex_lock(&c->lock);
     open = c->state == VC_OPEN && !c->closing;
     pthread_mutex_unlock(&c->lock);
     if (!open)
         return 1;
-    if (len > CLIENT_FRAME_MAX) {
+    if (len > GW_VOICE_FRAME_MAX) {
         gw_voice_forward(c, VAP__LINK_FRAME__KIND__CLOSE, NULL, 0, 1009, "frame_too_large");
         gw_vconn_close(c, 1009, "Frame too large (64 KiB at most)");
         return 1;
@@ -508,6 +537,7 @@ static void close_handler(const struct mg_connection *conn, void *cbdata)
     else if (c->slow_consumer) /* the writer may have stopped before telling the worker */
         gw_voice_forward(c, VAP__LINK_FRAME__KIND__CLOSE, NULL, 0, 1008, "slow_consumer");
     drop_queue_locked(c);
+    gw_twilio_free(c->twilio);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
     free(c);
