@@ -40,6 +40,7 @@ static const struct route routes[] = {
     {"GET", "/api/agents/usage", gw_route_agents_usage, GW_AUTH_ADMIN},
     {"GET", "/api/agents/traffic", gw_route_agents_traffic, GW_AUTH_ADMIN},
     {"GET", "/api/voice-agents/stream", gw_route_voice_stream_http, GW_AUTH_NONE},
+    {"GET", "/api/voice-agents/stream/twilio", gw_route_voice_stream_http, GW_AUTH_NONE},
     {"GET", "/healthz", gw_route_healthz, GW_AUTH_NONE},
     {"GET", "/readyz", gw_route_readyz, GW_AUTH_NONE},
     {"GET", "/metrics", gw_route_metrics, GW_AUTH_NONE},

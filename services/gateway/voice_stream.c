@@ -24,6 +24,8 @@
 #include "voice_gw.h"
 
 #define VOICE_PATH "/api/voice-agents/stream"
+/* Twilio drops a <Stream> URL's query string, so protocol=twilio has a path of its own. */
+#define VOICE_TWILIO_PATH "/api/voice-agents/stream/twilio"
 #define CLIENT_QUEUE_MAX (2 * 1024 * 1024)
 #define OPEN_WAIT_MS 5000
 
@@ -440,7 +442,8 @@ static void ready_handler(struct mg_connection *conn, void *cbdata)
     else
         query_var(ri, "token", o->token, sizeof(o->token));
 
-    if (strcmp(protocol, "twilio") == 0) {
+    if (strcmp(protocol, "twilio") == 0 ||
+        (ri->local_uri && strcmp(ri->local_uri, VOICE_TWILIO_PATH) == 0)) {
         /* Nothing happens until the bridge's `start` (which may carry the token). */
         if (gw_twilio_accept(c, o) != 0)
             gw_vconn_refuse(conn, c, 1011, "Internal error");
@@ -547,7 +550,9 @@ int gw_is_voice_upgrade(struct mg_connection *conn)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     const char *up = mg_get_header(conn, "Upgrade");
-    return ri->local_uri && strcmp(ri->local_uri, VOICE_PATH) == 0 && up &&
+    return ri->local_uri &&
+           (strcmp(ri->local_uri, VOICE_PATH) == 0 || strcmp(ri->local_uri, VOICE_TWILIO_PATH) == 0) &&
+           up &&
            strcasecmp(up, "websocket") == 0 && strcmp(ri->request_method, "GET") == 0;
 }
 
@@ -562,4 +567,6 @@ void gw_voice_install(struct mg_context *mg, struct gw_ctx *gw)
     G = gw;
     mg_set_websocket_handler(mg, VOICE_PATH, NULL, ready_handler, data_handler, close_handler,
                              gw);
+    mg_set_websocket_handler(mg, VOICE_TWILIO_PATH, NULL, ready_handler, data_handler,
+                             close_handler, gw);
 }

@@ -77,7 +77,7 @@ def wait_greeting(c, timeout=20):
 def test_spoken_conversation_over_twilio(tstack, mock):
     mock_call(mock, "DELETE", "/_requests")
     token, _ = visitor(tstack, "hospital")
-    c = TwilioClient(tstack.url, token, agent="hospital", query_agent=False)
+    c = TwilioClient(tstack.url, token, agent="hospital")  # as Twilio connects: no query
     wait_greeting(c)
     greeting = b"".join(m for _, m in c.played)
     assert len(greeting) > 8000, "the startup message was not played"  # > 1 s
@@ -112,7 +112,7 @@ def test_spoken_conversation_over_twilio(tstack, mock):
 
 def test_barge_in_clears_and_truncates_at_the_last_mark(tstack, mock):
     token, _ = visitor(tstack, "hospital")
-    c = TwilioClient(tstack.url, token, agent="hospital")
+    c = TwilioClient(tstack.url, token, agent="hospital", query=True)  # ?protocol=twilio
     wait_greeting(c)
     mock_call(mock, "POST", "/_fault", {"mode": "SLOW", "count": 1})
     t_end = c.speak(synth(QUESTION), tail_ms=200)

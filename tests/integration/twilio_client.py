@@ -1,6 +1,6 @@
 """A scripted Twilio Media Streams bridge for tests (no pytest here).
 
-TwilioClient connects to /api/voice-agents/stream?protocol=twilio and behaves like
+TwilioClient connects to /api/voice-agents/stream/twilio (or ?protocol=twilio) and behaves like
 Twilio's side of a <Connect><Stream>: it sends `connected` and `start` (the token in
 customParameters), then a `media` message of 8 kHz mu-law every 20 ms (silence unless
 speaking), and plays the agent's `media` in real time into a jitter buffer the way a
@@ -38,14 +38,18 @@ START = {"accountSid": "AC" + "0" * 32, "callSid": "CA" + "1" * 32,
 
 
 class TwilioClient:
-    def __init__(self, base_url, token=None, agent="hospital", query_agent=True,
+    def __init__(self, base_url, token=None, agent="hospital", query=False,
                  stream_sid="MZ" + "2" * 32, start=True, media_format=None, url_token=None,
                  timeout=10):
-        url = base_url.replace("http://", "ws://") + "/api/voice-agents/stream?protocol=twilio"
-        if query_agent:
-            url += f"&agent_type={agent}"
+        """query=False connects as Twilio does: /api/voice-agents/stream/twilio with no query
+        string (Twilio drops it), the agent and token in customParameters. query=True uses
+        ?protocol=twilio&agent_type=... on the main stream path."""
+        base = base_url.replace("http://", "ws://") + "/api/voice-agents/stream"
+        q = ["protocol=twilio", f"agent_type={agent}"] if query else []
         if url_token:
-            url += f"&token={url_token}"
+            q.append(f"token={url_token}")
+        url = (base if query else base + "/twilio") + ("?" + "&".join(q) if q else "")
+        query_agent = query
         self.sid = stream_sid
         self.seq = 0
         self.received = []  # (t, message) of everything the server sent
