@@ -400,7 +400,7 @@ void talk_twilio_run(struct talk_session *s)
     const struct talk_options *o = s->o;
     struct twilio *t = calloc(1, sizeof(*t));
     struct talk_ws *ws = NULL;
-    char agent[256], path[512], err[512];
+    char path[512], err[512];
     int rv;
 
     if (!t) {
@@ -422,13 +422,9 @@ void talk_twilio_run(struct talk_session *s)
         talk_fail(t->r, TALK_FAILED, "audio decoder: %s", vap_strerror(rv));
         goto out;
     }
-    /* The token travels in start.customParameters; agent_type is in both places. */
-    if (talk_url_escape(o->agent, agent, sizeof(agent)) != 0 ||
-        snprintf(path, sizeof(path), "/api/voice-agents/stream?protocol=twilio&agent_type=%s",
-                 agent) >= (int)sizeof(path)) {
-        talk_fail(t->r, TALK_USAGE, "the agent name is too long");
-        goto out;
-    }
+    /* As Twilio connects: its own path, no query string (Twilio drops it); the token and
+     * agent_type travel in start.customParameters. */
+    snprintf(path, sizeof(path), "/api/voice-agents/stream/twilio");
     rv = talk_ws_open(o->base, path, on_message, on_closed, t, &ws, err, sizeof(err));
     if (rv != 0) {
         talk_fail(t->r, TALK_FAILED, "%s", err);
