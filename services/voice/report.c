@@ -68,6 +68,49 @@ static void enqueue_locked(struct voice_reporter *r, struct report_item *it)
     r->len++;
 }
 
+/*
+ * Reads the records of a spool (fd at its start) into a list, oldest first; a torn
+ * record at the end (the writer died mid-write) ends it. Returns the count.
+ */
+static int read_spool(int fd, struct report_item **head)
+{
+    struct report_item **tail = head;
+    int n = 0;
+    *head = NULL;
+    for (;;) {
+        uint8_t hdr[4];
+        size_t len;
+        struct report_item *it;
+        if (read(fd, hdr, 4) != 4)
+            break;
+        len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+        if (len == 0 || len > 65536 || !(it = malloc(sizeof(*it) + len)))
+            break;
+        it->next = NULL;
+        it->len = len;
+        if (read(fd, it->data, len) != (ssize_t)len) {
+            free(it);
+            break;
+        }
+        *tail = it;
+        tail = &it->next;
+        n++;
+    }
+    return n;
+}
+
+/* Makes records ours: into our spool, then onto the delivery queue. */
+static void take_records(struct voice_reporter *r, struct report_item *list)
+{
+    while (list) {
+        struct report_item *it = list;
+        list = it->next;
+        it->next = NULL;
+        spool_append(r, it->data, it->len);
+        enqueue_locked(r, it);
+    }
+}
+
 /* Takes over the spools of workers that died; their records go first. */
 static void adopt_spools(struct voice_reporter *r, const char *dir)
 {
@@ -92,24 +135,10 @@ static void adopt_spools(struct voice_reporter *r, const char *dir)
             close(fd);
             continue;
         }
-        for (;;) {
-            uint8_t hdr[4];
-            size_t len;
-            struct report_item *it;
-            if (read(fd, hdr, 4) != 4)
-                break;
-            len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
-            if (len == 0 || len > 65536 || !(it = malloc(sizeof(*it) + len)))
-                break;
-            it->next = NULL;
-            it->len = len;
-            if (read(fd, it->data, len) != (ssize_t)len) {
-                free(it);
-                break;
-            }
-            spool_append(r, it->data, len); /* ours now, until delivered */
-            enqueue_locked(r, it);
-            adopted++;
+        {
+            struct report_item *list;
+            adopted += read_spool(fd, &list);
+            take_records(r, list);
         }
         unlink(path);
         close(fd);
@@ -133,14 +162,28 @@ static void spool_open(struct voice_reporter *r, struct voice_worker *w)
         return;
     }
     snprintf(r->spool_path, sizeof(r->spool_path), "%s/%s.spool", dir, w->cfg.worker_id);
-    r->spool_fd = open(r->spool_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    /* Never truncate before holding the lock: the file may be a live worker's (a reused
+     * id) or hold a dead predecessor's records, which are taken over first. */
+    r->spool_fd = open(r->spool_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (r->spool_fd >= 0 && flock(r->spool_fd, LOCK_EX | LOCK_NB) != 0) {
+        vap_warn(NULL, "session record spool held by another worker with this id path=%s",
+                 r->spool_path);
         close(r->spool_fd);
         r->spool_fd = -1;
     }
     if (r->spool_fd < 0) {
         vap_warn(NULL, "no session record spool path=%s", r->spool_path);
         return;
+    }
+    {
+        struct report_item *list;
+        int n = read_spool(r->spool_fd, &list);
+        if (ftruncate(r->spool_fd, 0) != 0)
+            vap_warn(NULL, "spool not emptied path=%s error=\"%s\"", r->spool_path,
+                     strerror(errno));
+        take_records(r, list);
+        if (n)
+            vap_info(NULL, "session records taken over from this id's last run count=%d", n);
     }
     adopt_spools(r, dir);
 }

@@ -318,12 +318,16 @@ def test_draining_worker_finishes_sessions_and_takes_no_new_ones():
         cluster.destroy()
 
 
-def test_session_records_survive_usage_down_and_the_worker_killed():
+@pytest.mark.parametrize("worker_id", [None, "voice-pod-0"])
+def test_session_records_survive_usage_down_and_the_worker_killed(worker_id):
     """vap-usage is frozen (its RPCs time out) while a session starts and ends, and the
     worker is killed before it could deliver the records: the restarted worker takes over
-    its spool and the records arrive once vap-usage is back."""
+    its spool and the records arrive once vap-usage is back. With a fixed worker id (a
+    Kubernetes pod restarting its container) the new process reopens the same spool and
+    must take its records over, not truncate them."""
     cluster = PgCluster()
-    s = Stack(cluster, voice_workers=1).start()
+    env = {"VOICE_WORKER_ID": worker_id} if worker_id else {}
+    s = Stack(cluster, voice_workers=1, extra_env=env).start()
     from conftest import _stacks
     _stacks.append(s)
     try:
