@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+
 #include "auth.h"
 #include "auth.pb-c.h"
 #include "voice.pb-c.h"
@@ -180,6 +182,9 @@ int main(void)
     vap_db_pool_destroy(ctx.db);
     auth_throttle_destroy(ctx.throttle_addr);
     auth_throttle_destroy(ctx.throttle_user);
+    /* Every socket is closed and every thread joined: free nng's global state too, so a
+     * message still queued on a closed socket is not reported as leaked. */
+    nng_fini();
     vap_info(NULL, "vap-auth stopped");
     return 0;
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+
 #include "auth.pb-c.h"
 #include "clock.h"
 #include "config.h"
@@ -102,6 +104,9 @@ int main(void)
     usage_sync_stop(&ctx);
     vap_rpc_client_close(ctx.auth);
     vap_db_pool_destroy(ctx.db);
+    /* Every socket is closed and every thread joined: free nng's global state too, so a
+     * message still queued on a closed socket is not reported as leaked. */
+    nng_fini();
     vap_info(NULL, "vap-usage stopped");
     return 0;
 }
