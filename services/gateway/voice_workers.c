@@ -44,9 +44,23 @@ struct gw_worker {
     bool dead; /* removed from the table */
 };
 
+/*
+ * Sessions this gateway gave up when their worker went silent (a cut link, not a dead
+ * process). The worker may not know: once it is heard from again, it is told to end
+ * them (CLOSE), every heartbeat until a send succeeds or GRAVE_KEEP_MS has passed.
+ */
+#define GRAVES 256
+#define GRAVE_KEEP_MS 120000
+struct grave {
+    char worker_id[96];
+    char session_id[160];
+    uint64_t conn_id;
+    int64_t until_ms; /* 0 = free slot */
+};
+
 static struct {
     struct gw_ctx *gw;
-    pthread_mutex_t lock; /* workers and connection table */
+    pthread_mutex_t lock; /* workers, connection table, graves */
     struct gw_worker *workers;
     struct gw_vconn *conns[CONN_BUCKETS];
     int n_conns;
@@ -58,6 +72,7 @@ static struct {
     pthread_t reaper;
     atomic_int stopping;
     long timeout_ms;
+    struct grave graves[GRAVES];
 } V = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Drops a reference; the last one closes the link (outside V.lock: closing runs the
@@ -84,21 +99,52 @@ static struct gw_vconn *conn_find_locked(uint64_t id)
     return NULL;
 }
 
+/* Remembers a given-up session (see struct grave). Under V.lock. */
+static void bury_locked(const struct gw_vconn *c)
+{
+    int64_t now = vap_now_ms();
+    struct grave *slot = &V.graves[0];
+    if (!c->session_id[0])
+        return;
+    for (int i = 0; i < GRAVES; i++) {
+        if (V.graves[i].until_ms < now) {
+            slot = &V.graves[i];
+            break;
+        }
+        if (V.graves[i].until_ms < slot->until_ms)
+            slot = &V.graves[i]; /* full: the oldest goes */
+    }
+    snprintf(slot->worker_id, sizeof(slot->worker_id), "%s", c->worker_id);
+    snprintf(slot->session_id, sizeof(slot->session_id), "%s", c->session_id);
+    slot->conn_id = c->id;
+    slot->until_ms = now + GRAVE_KEEP_MS;
+}
+
 /* Tells every client of worker id that it is gone. Under V.lock. */
 static void fail_sessions_locked(const char *id)
 {
     for (int b = 0; b < CONN_BUCKETS; b++)
         for (struct gw_vconn *c = V.conns[b]; c; c = c->next_in_table)
-            if (strcmp(c->worker_id, id) == 0)
+            if (strcmp(c->worker_id, id) == 0) {
+                bury_locked(c);
                 gw_vconn_worker_lost(c);
+            }
 }
+
+static void close_orphan(const Vap__LinkFrame *f);
+static struct gw_worker *worker_get_locked(const char *id);
 
 static void route_frame(const Vap__LinkFrame *f)
 {
     struct gw_vconn *c;
     pthread_mutex_lock(&V.lock);
     c = conn_find_locked(f->conn_id);
-    if (!c || (c->session_id[0] && f->session_id[0] && strcmp(c->session_id, f->session_id))) {
+    if (!c) {
+        pthread_mutex_unlock(&V.lock);
+        close_orphan(f);
+        return;
+    }
+    if (c->session_id[0] && f->session_id[0] && strcmp(c->session_id, f->session_id)) {
         pthread_mutex_unlock(&V.lock);
         return;
     }
@@ -136,6 +182,77 @@ static void route_frame(const Vap__LinkFrame *f)
         break;
     }
     pthread_mutex_unlock(&V.lock);
+}
+
+/*
+ * Tells worker w to end a session this gateway gave up, without waiting (the callers
+ * are the media receive and heartbeat threads, which every session depends on).
+ * Returns 0 when the frame was queued.
+ */
+static int send_close_nowait(struct gw_worker *w, uint64_t conn_id, const char *session_id)
+{
+    Vap__LinkFrame out = VAP__LINK_FRAME__INIT;
+    size_t len;
+    nng_msg *m;
+    out.kind = VAP__LINK_FRAME__KIND__CLOSE;
+    out.conn_id = conn_id;
+    out.session_id = (char *)session_id;
+    out.reply_url = V.reply_url;
+    out.close_code = 1001;
+    out.reason = "gateway_gave_up";
+    len = vap__link_frame__get_packed_size(&out);
+    if (nng_msg_alloc(&m, len) != 0)
+        return VAP_ENOMEM;
+    vap__link_frame__pack(&out, nng_msg_body(m));
+    if (nng_sendmsg(w->sock, m, NNG_FLAG_NONBLOCK) != 0) {
+        nng_msg_free(m);
+        return VAP_EUNAVAIL;
+    }
+    vap_info(NULL, "voice session the gateway gave up is closed on its worker session=%s",
+             session_id);
+    return 0;
+}
+
+/*
+ * A frame of a session this gateway has given up (it declared the worker lost while the
+ * link was cut, or stopped waiting for OPENED): the worker never heard, so the session
+ * would run on, holding a slot, until the worker stops. Tell it to end the session,
+ * at most once a second per session (its audio arrives 50 times a second). The session
+ * id is "<worker id>.<random>". Runs on the media receive thread only.
+ */
+static void close_orphan(const Vap__LinkFrame *f)
+{
+    static struct {
+        char session_id[160];
+        int64_t at_ms;
+    } recent[64];
+    const char *dot = f->session_id ? strrchr(f->session_id, '.') : NULL;
+    char worker_id[96];
+    struct gw_worker *w;
+    size_t slot, n;
+    int64_t now = vap_now_ms();
+
+    if (!dot || f->kind == VAP__LINK_FRAME__KIND__CLOSE ||
+        f->kind == VAP__LINK_FRAME__KIND__REFUSED)
+        return;
+    n = (size_t)(dot - f->session_id);
+    if (n == 0 || n >= sizeof(worker_id) || strlen(f->session_id) >= sizeof(recent[0].session_id))
+        return;
+    slot = (size_t)(f->conn_id % (sizeof(recent) / sizeof(recent[0])));
+    if (strcmp(recent[slot].session_id, f->session_id) == 0 && now - recent[slot].at_ms < 1000)
+        return;
+    snprintf(recent[slot].session_id, sizeof(recent[slot].session_id), "%s", f->session_id);
+    recent[slot].at_ms = now;
+    memcpy(worker_id, f->session_id, n);
+    worker_id[n] = '\0';
+    pthread_mutex_lock(&V.lock);
+    w = worker_get_locked(worker_id);
+    pthread_mutex_unlock(&V.lock);
+    if (!w)
+        return;
+    /* A failed send is retried with the session's next frame, a second later. */
+    send_close_nowait(w, f->conn_id, f->session_id);
+    worker_put(w);
 }
 
 static void *media_rx(void *arg)
@@ -209,6 +326,29 @@ static struct gw_worker *worker_create_locked(const Vap__WorkerHeartbeat *hb)
     return w;
 }
 
+/* The worker is heard from: tell it to end the sessions given up on it (struct grave). */
+static void close_graves(struct gw_worker *w)
+{
+    struct grave due[16];
+    int n = 0;
+    int64_t now = vap_now_ms();
+    pthread_mutex_lock(&V.lock);
+    for (int i = 0; i < GRAVES && n < 16; i++)
+        if (V.graves[i].until_ms >= now && strcmp(V.graves[i].worker_id, w->id) == 0)
+            due[n++] = V.graves[i];
+    pthread_mutex_unlock(&V.lock);
+    for (int i = 0; i < n; i++) {
+        if (send_close_nowait(w, due[i].conn_id, due[i].session_id) != 0)
+            continue;
+        pthread_mutex_lock(&V.lock);
+        for (int g = 0; g < GRAVES; g++)
+            if (V.graves[g].conn_id == due[i].conn_id &&
+                strcmp(V.graves[g].session_id, due[i].session_id) == 0)
+                V.graves[g].until_ms = 0;
+        pthread_mutex_unlock(&V.lock);
+    }
+}
+
 static void on_heartbeat(void *user, const uint8_t *data, size_t len)
 {
     Vap__WorkerHeartbeat *hb = vap__worker_heartbeat__unpack(NULL, len, data);
@@ -235,9 +375,14 @@ static void on_heartbeat(void *user, const uint8_t *data, size_t len)
         w->n_agents = 0;
         for (size_t i = 0; i < hb->n_agents && i < WORKER_MAX_AGENTS; i++)
             snprintf(w->agents[w->n_agents++], sizeof(w->agents[0]), "%s", hb->agents[i]);
+        w->refs++; /* for close_graves, after the lock */
     }
     pthread_mutex_unlock(&V.lock);
     vap__worker_heartbeat__free_unpacked(hb, NULL);
+    if (w) {
+        close_graves(w);
+        worker_put(w);
+    }
 }
 
 /* Removes workers whose heartbeats stopped; their clients are told. */
