@@ -11,6 +11,9 @@
 /* Monotonic milliseconds since an arbitrary origin. */
 int64_t vap_now_ms(void);
 
+/* Monotonic microseconds since the same origin (for latency measurements). */
+int64_t vap_now_us(void);
+
 /* Wall-clock milliseconds since the Unix epoch. */
 int64_t vap_wall_ms(void);
 

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "prometheus.h"
 
 /* Statements prepared on one connection, by hash of their text. Parsing and planning a
  * statement once per connection instead of once per call saves a good part of the
@@ -66,7 +67,26 @@ struct vap_db_pool {
     int in_use;
     /* opened_ms of in-use connections, looked up on release by PGconn pointer */
     struct pooled *busy;
+    char labels[96];               /* pool="<application name>" */
+    struct vap_histogram *waited;  /* time to get a connection */
 };
+
+static double gauge_in_use(void *user)
+{
+    int open, in_use;
+    vap_db_pool_stats(user, &open, &in_use);
+    return in_use;
+}
+
+static double gauge_open(void *user)
+{
+    int open, in_use;
+    vap_db_pool_stats(user, &open, &in_use);
+    return open;
+}
+
+#define IN_USE_HELP "Connections of the pool in use by a request."
+#define OPEN_HELP "Connections of the pool open (idle, in use or opening)."
 
 int vap_db_pool_create(struct vap_db_pool **out, const struct vap_db_options *opts)
 {
@@ -100,6 +120,11 @@ int vap_db_pool_create(struct vap_db_pool **out, const struct vap_db_options *op
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&p->freed, &attr);
     pthread_condattr_destroy(&attr);
+    snprintf(p->labels, sizeof(p->labels), "pool=\"%s\"", p->app_name);
+    p->waited = vap_histogram("vap_db_acquire_seconds",
+                              "Time a request waited for a database connection.", p->labels);
+    vap_gauge("vap_db_pool_in_use", IN_USE_HELP, p->labels, gauge_in_use, p);
+    vap_gauge("vap_db_pool_open", OPEN_HELP, p->labels, gauge_open, p);
     *out = p;
     return 0;
 }
@@ -108,6 +133,9 @@ void vap_db_pool_destroy(struct vap_db_pool *pool)
 {
     if (!pool)
         return;
+    /* After these return, no scrape reads this pool any more. */
+    vap_gauge("vap_db_pool_in_use", IN_USE_HELP, pool->labels, NULL, NULL);
+    vap_gauge("vap_db_pool_open", OPEN_HELP, pool->labels, NULL, NULL);
     for (int i = 0; i < pool->idle_count; i++)
         PQfinish(pool->idle[i].conn);
     pthread_mutex_destroy(&pool->lock);
@@ -174,7 +202,7 @@ static void remember_busy(struct vap_db_pool *pool, PGconn *conn, int64_t opened
     }
 }
 
-int vap_db_acquire(struct vap_db_pool *pool, PGconn **conn, int64_t deadline_ms)
+static int acquire(struct vap_db_pool *pool, PGconn **conn, int64_t deadline_ms)
 {
     struct timespec ts;
     PGconn *c;
@@ -214,6 +242,14 @@ int vap_db_acquire(struct vap_db_pool *pool, PGconn **conn, int64_t deadline_ms)
     pthread_mutex_unlock(&pool->lock);
     *conn = c;
     return 0;
+}
+
+int vap_db_acquire(struct vap_db_pool *pool, PGconn **conn, int64_t deadline_ms)
+{
+    int64_t t0 = vap_now_us();
+    int rv = acquire(pool, conn, deadline_ms);
+    vap_histogram_observe(pool->waited, (double)(vap_now_us() - t0) / 1e6);
+    return rv;
 }
 
 void vap_db_release(struct vap_db_pool *pool, PGconn *conn)

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "prometheus.h"
 #include "rpc.pb-c.h"
 
 /* Largest message either side accepts; OTP lists of 1000 entries fit easily. */
@@ -140,9 +141,9 @@ static int pack_to_msg(const ProtobufCMessage *m, nng_msg **out)
     return 0;
 }
 
-int vap_rpc_call(struct vap_rpc_client *client, const char *method, const char *request_id,
-                 const ProtobufCMessage *request, const ProtobufCMessageDescriptor *reply_desc,
-                 int64_t deadline_ms, struct vap_rpc_result *res)
+static int call(struct vap_rpc_client *client, const char *method, const char *request_id,
+                const ProtobufCMessage *request, const ProtobufCMessageDescriptor *reply_desc,
+                int64_t deadline_ms, struct vap_rpc_result *res)
 {
     Vap__RpcRequest env = VAP__RPC_REQUEST__INIT;
     Vap__RpcReply *reply = NULL;
@@ -222,11 +223,52 @@ int vap_rpc_call(struct vap_rpc_client *client, const char *method, const char *
     return rv;
 }
 
+int vap_rpc_call(struct vap_rpc_client *client, const char *method, const char *request_id,
+                 const ProtobufCMessage *request, const ProtobufCMessageDescriptor *reply_desc,
+                 int64_t deadline_ms, struct vap_rpc_result *res)
+{
+    /* Each thread remembers the series of the methods it calls: no lock per call. */
+    static __thread struct {
+        char method[64];
+        struct vap_histogram *seconds;
+    } cache[8];
+    static __thread unsigned next;
+    char labels[96];
+    struct vap_histogram *h = NULL;
+    int64_t t0 = vap_now_us();
+    int rv = call(client, method, request_id, request, reply_desc, deadline_ms, res);
+    for (unsigned i = 0; i < 8 && !h; i++)
+        if (cache[i].seconds && strcmp(cache[i].method, method) == 0)
+            h = cache[i].seconds;
+    if (!h) {
+        snprintf(labels, sizeof(labels), "method=\"%s\"", method);
+        h = vap_histogram("vap_rpc_client_seconds",
+                          "Calls to other services, answered or not, by method.", labels);
+        if (h && strlen(method) < sizeof(cache[0].method)) {
+            unsigned i = next++ % 8;
+            snprintf(cache[i].method, sizeof(cache[i].method), "%s", method);
+            cache[i].seconds = h;
+        }
+    }
+    vap_histogram_observe(h, (double)(vap_now_us() - t0) / 1e6);
+    if (rv != 0) {
+        snprintf(labels, sizeof(labels), "method=\"%s\",error=\"%s\"", method,
+                 rv == VAP_ETIMEDOUT ? "timeout" : rv == VAP_EPROTO ? "protocol" : "unavailable");
+        vap_counter_add(vap_counter("vap_rpc_client_failures_total",
+                                    "Calls that got no usable answer, by method and cause.",
+                                    labels),
+                        1);
+    }
+    return rv;
+}
+
 /* ---- server ---- */
 
 struct vap_rpc_server {
     nng_socket sock;
     const struct vap_rpc_method *methods;
+    struct vap_histogram **seconds; /* per method, in the table's order */
+    struct vap_counter **errors;
     void *user;
     int nthreads;
     pthread_t *threads;
@@ -264,6 +306,19 @@ static const struct vap_rpc_method *find_method(const struct vap_rpc_method *met
     return NULL;
 }
 
+static void serve_method(struct vap_rpc_server *srv, const struct vap_rpc_method *m,
+                         const Vap__RpcRequest *env, struct vap_rpc_request *req,
+                         struct vap_rpc_response *resp, ProtobufCMessage **body)
+{
+    *body = protobuf_c_message_unpack(m->request_desc, NULL, env->body.len, env->body.data);
+    if (!*body) {
+        vap_rpc_response_error(resp, 400, "request body does not decode");
+        return;
+    }
+    req->body = *body;
+    m->handler(srv->user, req, resp);
+}
+
 /* Decodes one request, runs its handler and packs the reply. Returns NULL to drop. */
 static nng_msg *serve_one(struct vap_rpc_server *srv, nng_msg *in)
 {
@@ -286,16 +341,15 @@ static nng_msg *serve_one(struct vap_rpc_server *srv, nng_msg *in)
     req.request_id = env->request_id;
     req.deadline_ms = received + env->budget_ms;
     m = find_method(srv->methods, env->method);
-    if (!m) {
-        vap_rpc_response_error(&resp, 501, "unknown method");
+    if (m) {
+        size_t i = (size_t)(m - srv->methods);
+        int64_t t0 = vap_now_us();
+        serve_method(srv, m, env, &req, &resp, &body);
+        vap_histogram_observe(srv->seconds[i], (double)(vap_now_us() - t0) / 1e6);
+        if (resp.status >= 500)
+            vap_counter_add(srv->errors[i], 1);
     } else {
-        body = protobuf_c_message_unpack(m->request_desc, NULL, env->body.len, env->body.data);
-        if (!body) {
-            vap_rpc_response_error(&resp, 400, "request body does not decode");
-        } else {
-            req.body = body;
-            m->handler(srv->user, &req, &resp);
-        }
+        vap_rpc_response_error(&resp, 501, "unknown method");
     }
     if (vap_ms_left(req.deadline_ms) <= 0) {
         /* The caller has given up; an answer now would only be discarded. */
@@ -356,7 +410,27 @@ int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
     srv->methods = methods;
     srv->user = user;
     srv->threads = calloc((size_t)nthreads, sizeof(pthread_t));
-    if (!srv->threads) {
+    {
+        size_t n = 0;
+        while (methods[n].name)
+            n++;
+        srv->seconds = calloc(n + 1, sizeof(*srv->seconds));
+        srv->errors = calloc(n + 1, sizeof(*srv->errors));
+        for (size_t i = 0; srv->seconds && srv->errors && i < n; i++) {
+            char labels[96];
+            snprintf(labels, sizeof(labels), "method=\"%s\"", methods[i].name);
+            srv->seconds[i] = vap_histogram("vap_rpc_server_seconds",
+                                            "Requests served to other services, by method.",
+                                            labels);
+            srv->errors[i] = vap_counter("vap_rpc_server_errors_total",
+                                         "Requests answered with a 5xx status, by method.",
+                                         labels);
+        }
+    }
+    if (!srv->threads || !srv->seconds || !srv->errors) {
+        free(srv->threads);
+        free(srv->seconds);
+        free(srv->errors);
         free(srv);
         return VAP_ENOMEM;
     }
@@ -370,6 +444,8 @@ int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
     if (rv != 0) {
         vap_error(NULL, "rpc listen failed url=%s error=\"%s\"", url, nng_strerror(rv));
         free(srv->threads);
+        free(srv->seconds);
+        free(srv->errors);
         free(srv);
         return VAP_EUNAVAIL;
     }
@@ -391,5 +467,7 @@ void vap_rpc_server_stop(struct vap_rpc_server *srv)
         pthread_join(srv->threads[i], NULL);
     nng_close(srv->sock);
     free(srv->threads);
+    free(srv->seconds); /* the series themselves live as long as the process */
+    free(srv->errors);
     free(srv);
 }

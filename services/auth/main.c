@@ -15,6 +15,7 @@
 #include <nng/nng.h>
 
 #include "auth.h"
+#include "prometheus.h"
 #include "auth.pb-c.h"
 #include "voice.pb-c.h"
 #include "clock.h"
@@ -167,6 +168,8 @@ int main(void)
     rv = vap_rpc_server_start(&server, cfg.rpc_url, methods, &ctx, (int)cfg.threads);
     if (rv != 0)
         return 1;
+    if (vap_metrics_serve_from_env() != 0)
+        return 1;
     vap_info(NULL, "vap-auth ready rpc=%s events=%s instance=%s", cfg.rpc_url, cfg.events_url,
              ctx.instance);
 
@@ -178,6 +181,7 @@ int main(void)
 
     vap_info(NULL, "vap-auth stopping: finishing requests in progress");
     vap_rpc_server_stop(server);
+    vap_metrics_stop();
     vap_pub_close(ctx.events);
     vap_db_pool_destroy(ctx.db);
     auth_throttle_destroy(ctx.throttle_addr);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "prometheus.h"
 
 static const int statuses[] = {101, 200, 201, 204, 301, 304, 400, 401, 403, 404, 405, 409,
                                413, 415, 422, 429, 500, 501, 503, 504};
@@ -175,6 +176,16 @@ char *gw_metrics_render(struct gw_metrics *m, const char *extra, size_t *len)
          atomic_load(&m->in_flight));
     if (extra)
         outf(&o, "%s", extra);
+    {
+        /* The shared registry: RPC calls to auth and usage, from common/. */
+        size_t n = 0;
+        char *shared = vap_metrics_render(&n);
+        if (shared)
+            outf(&o, "%s", shared);
+        else
+            o.failed = 1;
+        free(shared);
+    }
     if (o.failed) {
         free(o.data);
         return NULL;

@@ -18,6 +18,7 @@
 #include "err.h"
 #include "log.h"
 #include "migrate.h"
+#include "prometheus.h"
 #include "signals.h"
 #include "usage.h"
 #include "usage.pb-c.h"
@@ -93,6 +94,8 @@ int main(void)
         vap_error(NULL, "cannot start");
         return 1;
     }
+    if (vap_metrics_serve_from_env() != 0)
+        return 1;
     vap_info(NULL, "vap-usage ready rpc=%s", cfg.rpc_url);
     for (;;) {
         int sig = vap_signals_wait(-1);
@@ -101,6 +104,7 @@ int main(void)
     }
     vap_info(NULL, "vap-usage stopping");
     vap_rpc_server_stop(server);
+    vap_metrics_stop();
     usage_sync_stop(&ctx);
     vap_rpc_client_close(ctx.auth);
     vap_db_pool_destroy(ctx.db);

@@ -106,8 +106,10 @@ static void finish_utterance(struct voice_session *s, int64_t now)
     s->utterance = false;
     session_send_event(s, ev_simple("speech.stopped"));
     n = stt_end(s->stt, text, sizeof(text));
-    if (n < 0)
+    if (n < 0) {
+        voice_metrics_error(VOICE_STAGE_STT);
         text[0] = '\0';
+    }
     if (!text[0] || (s->paused_reply && !s->barged)) {
         /* Noise, or a short backchannel over the agent: let the agent go on. */
         if (s->paused_reply)

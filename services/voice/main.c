@@ -19,6 +19,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "prometheus.h"
 #include "pubsub.h"
 #include "signals.h"
 #include "voice.h"
@@ -138,6 +139,9 @@ int main(void)
         vap_error(NULL, "cannot start");
         return 1;
     }
+    voice_metrics_register(w);
+    if (vap_metrics_serve_from_env() != 0)
+        return 1;
     vap_info(NULL, "vap-voice ready id=%s media=%s agents=%zu capacity=%ld", w->cfg.worker_id,
              w->cfg.advertise_url[0] ? w->cfg.advertise_url : w->cfg.media_url, w->n_rts,
              w->cfg.capacity);
@@ -170,6 +174,7 @@ int main(void)
     for (int i = 0; i < 500 && atomic_load(&w->opening) > 0; i++) /* let openers finish */
         vap_signals_wait(10);
     voice_sessions_end_all(w, "worker_shutdown");
+    vap_metrics_stop();
     atomic_store(&w->stopping, 1);
     voice_playout_stop(w);
     voice_link_stop(w);

@@ -268,9 +268,11 @@ static void tick(struct voice_worker *w)
             session_send_audio(s, out.data[f], (size_t)out.lens[f]);
         if (out.frames)
             atomic_fetch_add(&s->audio_out_ms, (long long)out.frames * AUDIO_FRAME_MS);
-        if (out.metrics)
+        if (out.metrics) {
             session_send_event(s, ev_metrics(out.turn, out.eot_ms, out.stt_ms, out.llm_ms,
                                              out.tts_ms, out.v2v_ms));
+            voice_metrics_turn(out.eot_ms, out.stt_ms, out.llm_ms, out.tts_ms, out.v2v_ms);
+        }
         if (out.end)
             session_send_event(s, ev_turn("agent.audio.end", out.turn));
     }

@@ -56,6 +56,8 @@ static int speak(struct turn_ctx *t, const char *sentence)
 {
     size_t start = t->samples;
     int rv = tts_speak(t->s->rt->tts, sentence, tts_sink, t);
+    if (rv != 0 && rv != VAP_ECANCELED)
+        voice_metrics_error(VOICE_STAGE_TTS);
     if (t->samples > start)
         playout_mark(t->s, t->turn, sentence, start, t->samples);
     return rv;
@@ -150,6 +152,7 @@ static void run_turn(struct voice_session *s, struct reply_job *job)
     if (rv != 0 && rv != VAP_ECANCELED && !atomic_load(&s->cancel)) {
         vap_warn(s->request_id, "reply failed session=%s turn=%d engine=%s error=\"%s\"", s->id,
                  t->turn, dialog_engine_name(s->rt->dialog), res.error[0] ? res.error : vap_strerror(rv));
+        voice_metrics_error(VOICE_STAGE_LLM);
         session_send_error(s, rv == VAP_ETIMEDOUT ? "llm_timeout" : "llm_error",
                            res.error[0] ? res.error : "The language model did not answer");
         /* Speak what was said so far, then the apology. */

@@ -99,6 +99,7 @@ void session_end(struct voice_session *s, const char *reason, int close_code)
     send_frame(s, &f);
     session_record(s, &rec, true);
     voice_report(s->w, &rec);
+    voice_metrics_session_ended(reason);
     vap_info(s->request_id, "session ended id=%s agent=%s reason=%s turns=%d audio_in_ms=%lld",
              s->id, s->rt->agent->id, reason, atomic_load(&s->turns),
              (long long)atomic_load(&s->audio_in_ms));

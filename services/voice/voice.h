@@ -101,6 +101,15 @@ void voice_sessions_expire(struct voice_worker *w);
 void voice_sessions_end_all(struct voice_worker *w, const char *reason);
 int voice_sessions_active(struct voice_worker *w);
 
+/* ---- metrics.c: Prometheus series of the worker ---- */
+enum voice_stage { VOICE_STAGE_STT = 0, VOICE_STAGE_LLM = 1, VOICE_STAGE_TTS = 2 };
+void voice_metrics_register(struct voice_worker *w);
+/* One answered turn's stage latencies (ms), as in its `metrics` event. */
+void voice_metrics_turn(int64_t eot_ms, int64_t stt_ms, int64_t llm_ms, int64_t tts_ms,
+                        int64_t v2v_ms);
+void voice_metrics_error(enum voice_stage stage);
+void voice_metrics_session_ended(const char *reason);
+
 /* ---- playout.c: real-time pacing of every session's audio ---- */
 int voice_playout_start(struct voice_worker *w);
 void voice_playout_stop(struct voice_worker *w);

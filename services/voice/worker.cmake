@@ -5,6 +5,7 @@ add_executable(vap-voice
     ${CMAKE_CURRENT_SOURCE_DIR}/events.c
     ${CMAKE_CURRENT_SOURCE_DIR}/input.c
     ${CMAKE_CURRENT_SOURCE_DIR}/link.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/metrics.c
     ${CMAKE_CURRENT_SOURCE_DIR}/playout.c
     ${CMAKE_CURRENT_SOURCE_DIR}/reply.c
     ${CMAKE_CURRENT_SOURCE_DIR}/report.c
