@@ -2,7 +2,12 @@
  * Operations routes and static files: /healthz (process up), /readyz (vap-auth and,
  * through it, the database answer; the revocation view is fresh; not draining),
  * /metrics (Prometheus text), /docs, /redoc, /openapi.json, and the files under
- * WEB_DIR. Static paths are resolved with realpath() and must stay inside WEB_DIR.
+ * WEB_DIR: the portal's pages are "/" (index.html, the visitor page) and "/admin"
+ * (admin.html, the dashboard). Static paths are resolved with realpath() and must stay
+ * inside WEB_DIR. HTML pages get a Content-Security-Policy: the API docs' (Swagger UI
+ * and ReDoc need inline styles and blob workers) or the portal's, which allows only
+ * same-origin scripts, styles, worklets and connections (the voice WebSocket included:
+ * CSP 3 'self' covers ws:/wss: of the same host) and blob: media.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -22,6 +27,20 @@
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "           \
     "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; manifest-src 'self'; " \
     "worker-src blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+#define CSP_PORTAL                                                                         \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "      \
+    "font-src 'self'; connect-src 'self'; media-src 'self' blob:; worker-src 'self'; "     \
+    "manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+/* Paths that name a page rather than a file. */
+static const struct {
+    const char *path, *file;
+} pages[] = {
+    {"/", "/index.html"},
+    {"/admin", "/admin.html"},
+    {"/admin/", "/admin.html"},
+};
 
 void gw_route_healthz(struct gw_req *r)
 {
@@ -100,13 +119,23 @@ static const char *mime_for(const char *path)
     return "application/octet-stream";
 }
 
+/* The API docs' pages (docs*.html, redoc*.html) keep their own, looser policy. */
+static const char *csp_for(const char *file)
+{
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    if (strncmp(base, "docs", 4) == 0 || strncmp(base, "redoc", 5) == 0)
+        return CSP_DOCS;
+    return CSP_PORTAL;
+}
+
 /* Sends file (an absolute path inside WEB_DIR) with security headers. */
 static void send_file(struct gw_req *r, const char *file)
 {
     const char *mime = mime_for(file);
     /* Cache-Control comes from civetweb's static_file_cache_control (main.c). */
     if (strncmp(mime, "text/html", 9) == 0) {
-        gw_add_header(r, "Content-Security-Policy", CSP_DOCS);
+        gw_add_header(r, "Content-Security-Policy", csp_for(file));
         gw_add_header(r, "X-Frame-Options", "DENY");
     }
     r->status = 200;
@@ -120,11 +149,16 @@ int gw_serve_static(struct gw_req *r, const char *path)
     struct stat st;
     int n;
 
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+        if (strcmp(path, pages[i].path) == 0) {
+            path = pages[i].file;
+            break;
+        }
     if (path[0] != '/' || strstr(path, "..") || strstr(path, "//") || strchr(path, '\\'))
         return -1;
     if (!realpath(r->gw->cfg.web_dir, root))
         return -1;
-    n = snprintf(joined, sizeof(joined), "%s%s", root, strcmp(path, "/") == 0 ? "/index.html" : path);
+    n = snprintf(joined, sizeof(joined), "%s%s", root, path);
     if (n < 0 || (size_t)n >= sizeof(joined))
         return -1;
     if (!realpath(joined, resolved))
