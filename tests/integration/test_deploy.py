@@ -69,10 +69,18 @@ CONFIG_ITEM = re.compile(
     r'[^,]*,[^,]*,[^,]*,\s*&([A-Za-z_][A-Za-z0-9_.>-]*)')
 
 
+COMMON_GETENV = re.compile(r'getenv\("([A-Z][A-Z0-9_]*)"\)')
+
+
 def config_table(service):
     """{NAME: (default or None, target field's last component)} from the service's C
-    sources."""
+    sources, plus the settings every service reads through common/ (getenv("NAME") in
+    common/*.c, e.g. METRICS_ADDR), which have no default."""
     items = {}
+    for path in glob.glob(os.path.join(ROOT, "common", "*.c")):
+        for name in COMMON_GETENV.findall(read(path)):
+            if name != "VAP_SERVICE_NAME":  # set by vap-supervisor, not a setting
+                items[name] = (None, name.lower())
     for path in c_sources(service):
         for m in CONFIG_ITEM.finditer(read(path)):
             name, _, default, target = m.groups()
