@@ -95,6 +95,11 @@ int gw_voice_forward(struct gw_vconn *c, int kind, const void *data, size_t len,
                      int close_code, const char *reason);
 /* Removes c from the table (no more frames are routed to it). */
 void gw_voice_unregister(struct gw_vconn *c);
+/*
+ * The gateway gives c's session up without the worker knowing (no OPENED in time):
+ * if the worker opens it anyway, it is told to end it.
+ */
+void gw_voice_give_up(struct gw_vconn *c);
 
 /* ---- voice_stream.c ---- */
 /* Whether the request is a WebSocket upgrade on the voice stream path. */

@@ -369,6 +369,7 @@ int gw_vconn_start(struct mg_connection *conn, struct gw_vconn *c,
     }
     /* Wait for the worker's answer. */
     {
+        bool gave_up = false;
         struct timespec ts;
         int64_t until = vap_wall_ms() + OPEN_WAIT_MS;
         ts.tv_sec = until / 1000;
@@ -383,8 +384,11 @@ int gw_vconn_start(struct mg_connection *conn, struct gw_vconn *c,
             c->refused_code = 1013;
             snprintf(c->refused_reason, sizeof(c->refused_reason),
                      "Voice worker did not answer; try again");
+            gave_up = true;
         }
         pthread_mutex_unlock(&c->lock);
+        if (gave_up)
+            gw_voice_give_up(c);
     }
     if (c->state != VC_OPEN) {
         char reason[124];

@@ -53,9 +53,10 @@ struct gw_worker {
 #define GRAVE_KEEP_MS 120000
 struct grave {
     char worker_id[96];
-    char session_id[160];
+    char session_id[160]; /* empty until known (no OPENED came) */
     uint64_t conn_id;
     int64_t until_ms; /* 0 = free slot */
+    int64_t sent_ms;  /* last CLOSE sent for it */
 };
 
 static struct {
@@ -104,8 +105,6 @@ static void bury_locked(const struct gw_vconn *c)
 {
     int64_t now = vap_now_ms();
     struct grave *slot = &V.graves[0];
-    if (!c->session_id[0])
-        return;
     for (int i = 0; i < GRAVES; i++) {
         if (V.graves[i].until_ms < now) {
             slot = &V.graves[i];
@@ -118,6 +117,7 @@ static void bury_locked(const struct gw_vconn *c)
     snprintf(slot->session_id, sizeof(slot->session_id), "%s", c->session_id);
     slot->conn_id = c->id;
     slot->until_ms = now + GRAVE_KEEP_MS;
+    slot->sent_ms = 0;
 }
 
 /* Tells every client of worker id that it is gone. Under V.lock. */
@@ -214,43 +214,45 @@ static int send_close_nowait(struct gw_worker *w, uint64_t conn_id, const char *
 }
 
 /*
- * A frame of a session this gateway has given up (it declared the worker lost while the
- * link was cut, or stopped waiting for OPENED): the worker never heard, so the session
- * would run on, holding a slot, until the worker stops. Tell it to end the session,
- * at most once a second per session (its audio arrives 50 times a second). The session
- * id is "<worker id>.<random>". Runs on the media receive thread only.
+ * A frame for a connection this gateway no longer has. Usually harmless: a client that
+ * dropped leaves frames in flight, and its session waits on the worker for a resume.
+ * But when the connection is buried (the gateway gave its session up: worker lost, or
+ * no OPENED in time) the worker never heard, and the session would run on, holding a
+ * slot: tell the worker to end it, at most once a second (audio comes 50 times a
+ * second). The session id is "<worker id>.<random>". Media receive thread only.
  */
 static void close_orphan(const Vap__LinkFrame *f)
 {
-    static struct {
-        char session_id[160];
-        int64_t at_ms;
-    } recent[64];
     const char *dot = f->session_id ? strrchr(f->session_id, '.') : NULL;
     char worker_id[96];
-    struct gw_worker *w;
-    size_t slot, n;
+    struct gw_worker *w = NULL;
+    size_t n;
     int64_t now = vap_now_ms();
+    bool due = false;
 
     if (!dot || f->kind == VAP__LINK_FRAME__KIND__CLOSE ||
         f->kind == VAP__LINK_FRAME__KIND__REFUSED)
         return;
     n = (size_t)(dot - f->session_id);
-    if (n == 0 || n >= sizeof(worker_id) || strlen(f->session_id) >= sizeof(recent[0].session_id))
+    if (n == 0 || n >= sizeof(worker_id))
         return;
-    slot = (size_t)(f->conn_id % (sizeof(recent) / sizeof(recent[0])));
-    if (strcmp(recent[slot].session_id, f->session_id) == 0 && now - recent[slot].at_ms < 1000)
-        return;
-    snprintf(recent[slot].session_id, sizeof(recent[slot].session_id), "%s", f->session_id);
-    recent[slot].at_ms = now;
     memcpy(worker_id, f->session_id, n);
     worker_id[n] = '\0';
     pthread_mutex_lock(&V.lock);
-    w = worker_get_locked(worker_id);
+    for (int i = 0; i < GRAVES; i++) {
+        struct grave *g = &V.graves[i];
+        if (g->until_ms >= now && g->conn_id == f->conn_id &&
+            strcmp(g->worker_id, worker_id) == 0 && now - g->sent_ms >= 1000) {
+            g->sent_ms = now;
+            snprintf(g->session_id, sizeof(g->session_id), "%s", f->session_id);
+            due = true;
+        }
+    }
+    if (due)
+        w = worker_get_locked(worker_id);
     pthread_mutex_unlock(&V.lock);
     if (!w)
         return;
-    /* A failed send is retried with the session's next frame, a second later. */
     send_close_nowait(w, f->conn_id, f->session_id);
     worker_put(w);
 }
@@ -334,7 +336,8 @@ static void close_graves(struct gw_worker *w)
     int64_t now = vap_now_ms();
     pthread_mutex_lock(&V.lock);
     for (int i = 0; i < GRAVES && n < 16; i++)
-        if (V.graves[i].until_ms >= now && strcmp(V.graves[i].worker_id, w->id) == 0)
+        if (V.graves[i].until_ms >= now && V.graves[i].session_id[0] &&
+            strcmp(V.graves[i].worker_id, w->id) == 0)
             due[n++] = V.graves[i];
     pthread_mutex_unlock(&V.lock);
     for (int i = 0; i < n; i++) {
@@ -640,6 +643,13 @@ int gw_voice_forward(struct gw_vconn *c, int kind, const void *data, size_t len,
     rv = send_locked_ref(w, &f);
     worker_put(w);
     return rv;
+}
+
+void gw_voice_give_up(struct gw_vconn *c)
+{
+    pthread_mutex_lock(&V.lock);
+    bury_locked(c);
+    pthread_mutex_unlock(&V.lock);
 }
 
 void gw_voice_unregister(struct gw_vconn *c)
