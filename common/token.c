@@ -192,3 +192,13 @@ out:
     free(payload);
     return rv;
 }
+
+int vap_token_verify_keys(const struct vap_token_keys *keys, const char *token, int64_t now_s,
+                          struct vap_token_claims *claims)
+{
+    if (vap_token_verify(keys->current, keys->current_len, token, now_s, claims) == 0)
+        return 0;
+    if (keys->previous_len == 0)
+        return VAP_EAUTH;
+    return vap_token_verify(keys->previous, keys->previous_len, token, now_s, claims);
+}

@@ -7,6 +7,9 @@
  * is how a password change revokes older admin tokens.
  * Implemented on libsodium + jansson rather than libjwt: libjwt 1.10 neither checks
  * exp nor refuses alg "none" without a key, and we need all three checks in one place.
+ * Key rotation: tokens are only ever signed with the current key; verifiers hold a
+ * struct vap_token_keys and accept a token signed with the previous key too
+ * (SECRET_KEY_PREVIOUS), so a key change does not log everyone out at once.
  */
 #ifndef VAP_TOKEN_H
 #define VAP_TOKEN_H
@@ -45,6 +48,23 @@ int vap_token_issue(const uint8_t *key, size_t key_len, struct vap_token_claims 
  */
 int vap_token_verify(const uint8_t *key, size_t key_len, const char *token, int64_t now_s,
                      struct vap_token_claims *claims);
+
+/* The keys a verifier accepts: current first, then previous (previous_len 0: none).
+ * The key bytes are borrowed and must outlive the struct. */
+struct vap_token_keys {
+    const uint8_t *current;
+    size_t current_len;
+    const uint8_t *previous;
+    size_t previous_len;
+};
+
+/*
+ * vap_token_verify() with keys->current, else with keys->previous when there is one.
+ * The algorithm stays pinned and exp is checked whichever key signed the token. Returns
+ * 0 or VAP_EAUTH. Thread-safe; does not block.
+ */
+int vap_token_verify_keys(const struct vap_token_keys *keys, const char *token, int64_t now_s,
+                          struct vap_token_claims *claims);
 
 const char *vap_role_name(enum vap_role role);
 

@@ -21,6 +21,8 @@ struct auth_ctx {
     struct vap_db_pool *db;
     struct vap_pub *events;
     struct auth_codes codes;          /* OTP hashing and encryption keys */
+    struct auth_codes codes_prev;     /* the same from SECRET_KEY_PREVIOUS ... */
+    const struct auth_codes *prev;    /* ... &codes_prev when it is set, else NULL */
     const uint8_t *jwt_key;
     size_t jwt_key_len;
     long token_ttl_s;
@@ -66,6 +68,13 @@ void auth_ping(void *user, const struct vap_rpc_request *req, struct vap_rpc_res
 /* Creates the default admin if no admin of that name exists. Blocks. */
 int auth_ensure_default_admin(struct auth_ctx *ctx);
 
+/*
+ * rekey.c: when ctx->prev is set, rewrites every stored code made under the previous
+ * key under the current one (one transaction, advisory lock). Retries for timeout_s on
+ * database errors. Blocks; runs at start, before the RPC server. Returns 0 or an error.
+ */
+int auth_rekey_codes(struct auth_ctx *ctx, int timeout_s);
+
 struct Vap__Event;
 
 /* Publishes ev with this process's instance id and the next sequence number. */
@@ -86,7 +95,8 @@ void auth_publish_password_changed(struct auth_ctx *ctx, const char *username, i
 struct Vap__Otp;
 
 /* Fills otp from row of res (selected with AUTH_OTP_COLUMNS). code (7 bytes) receives
- * the decrypted code and must outlive otp; a code made under another SECRET_KEY is "". */
+ * the decrypted code and must outlive otp; a code made under neither SECRET_KEY nor
+ * SECRET_KEY_PREVIOUS is "". */
 void auth_otp_from_row(struct auth_ctx *ctx, PGresult *res, int row, struct Vap__Otp *otp,
                        char *code);
 

@@ -63,6 +63,40 @@ int auth_codes_decrypt(const struct auth_codes *c, const uint8_t *in, size_t len
     return 0;
 }
 
+int auth_codes_decrypt_either(const struct auth_codes *cur, const struct auth_codes *prev,
+                              const uint8_t *in, size_t len, char out[AUTH_CODE_LEN + 1])
+{
+    if (auth_codes_decrypt(cur, in, len, out) == 0)
+        return AUTH_CODE_KEY_CURRENT;
+    if (prev && auth_codes_decrypt(prev, in, len, out) == 0)
+        return AUTH_CODE_KEY_PREVIOUS;
+    return VAP_EINVAL;
+}
+
+enum auth_rekey_result auth_codes_rekey(const struct auth_codes *cur,
+                                        const struct auth_codes *prev, const uint8_t *in,
+                                        size_t len, uint8_t hash_out[AUTH_CODE_HASH_LEN],
+                                        uint8_t enc_out[AUTH_CODE_ENC_LEN])
+{
+    char code[AUTH_CODE_LEN + 1];
+    enum auth_rekey_result r = AUTH_REKEY_UNREADABLE;
+
+    switch (auth_codes_decrypt_either(cur, prev, in, len, code)) {
+    case AUTH_CODE_KEY_CURRENT:
+        r = AUTH_REKEY_CURRENT;
+        break;
+    case AUTH_CODE_KEY_PREVIOUS:
+        auth_codes_hash(cur, code, hash_out);
+        auth_codes_encrypt(cur, code, enc_out);
+        r = AUTH_REKEY_DONE;
+        break;
+    default:
+        break;
+    }
+    sodium_memzero(code, sizeof(code));
+    return r;
+}
+
 void auth_bytea_hex(const uint8_t *bytes, size_t len, char *out)
 {
     out[0] = '\\';
@@ -78,4 +112,17 @@ int auth_bytea_parse(const char *text, uint8_t *out, size_t size)
     if (sodium_hex2bin(out, size, text + 2, strlen(text + 2), NULL, &n, NULL) != 0)
         return -1;
     return (int)n;
+}
+
+void auth_bytea_array_append(char *buf, size_t *pos, const uint8_t *bytes, size_t len)
+{
+    if (buf[*pos - 1] != '{')
+        buf[(*pos)++] = ',';
+    buf[(*pos)++] = '"';
+    buf[(*pos)++] = '\\';
+    buf[(*pos)++] = '\\';
+    buf[(*pos)++] = 'x';
+    sodium_bin2hex(buf + *pos, 2 * len + 1, bytes, len);
+    *pos += 2 * len;
+    buf[(*pos)++] = '"';
 }

@@ -31,6 +31,7 @@ extern const struct vap_embedded_file auth_migrations_files[];
 static struct {
     const char *database_url;
     const char *secret_key;
+    const char *secret_key_previous;
     const char *rpc_url;
     const char *events_url;
     const char *log_level;
@@ -49,6 +50,8 @@ static const struct vap_config_item config_table[] = {
      "PostgreSQL URL, e.g. postgresql://vap:pw@127.0.0.1:5433/vap"},
     {"SECRET_KEY", VAP_CONFIG_STRING, NULL, 0, 0, 1, &cfg.secret_key,
      "token signing key (./portal up generates one)"},
+    {"SECRET_KEY_PREVIOUS", VAP_CONFIG_STRING, "", 0, 0, 1, &cfg.secret_key_previous,
+     "the key before the last rotation: its codes are re-keyed at start"},
     {"AUTH_RPC_URL", VAP_CONFIG_STRING, "tcp://127.0.0.1:7101", 0, 0, 0, &cfg.rpc_url, NULL},
     {"AUTH_EVENTS_URL", VAP_CONFIG_STRING, "tcp://127.0.0.1:7102", 0, 0, 0, &cfg.events_url,
      NULL},
@@ -122,6 +125,11 @@ int main(void)
         vap_error(NULL, "configuration error: SECRET_KEY: must be at least 16 characters");
         return 2;
     }
+    if (cfg.secret_key_previous[0] != '\0' && strlen(cfg.secret_key_previous) < 16) {
+        vap_error(NULL,
+                  "configuration error: SECRET_KEY_PREVIOUS: must be at least 16 characters");
+        return 2;
+    }
     vap_log_init("auth", level);
     vap_config_log(config_table, sizeof(config_table) / sizeof(config_table[0]));
 
@@ -129,6 +137,11 @@ int main(void)
     ctx.jwt_key_len = strlen(cfg.secret_key);
     ctx.token_ttl_s = cfg.token_minutes * 60;
     auth_codes_init(&ctx.codes, ctx.jwt_key, ctx.jwt_key_len);
+    if (cfg.secret_key_previous[0] != '\0') {
+        auth_codes_init(&ctx.codes_prev, (const uint8_t *)cfg.secret_key_previous,
+                        strlen(cfg.secret_key_previous));
+        ctx.prev = &ctx.codes_prev;
+    }
     pthread_mutex_init(&ctx.events_lock, NULL);
     pthread_mutex_init(&ctx.hash_slots_lock, NULL);
     pthread_cond_init(&ctx.hash_slots_cond, NULL);
@@ -158,6 +171,8 @@ int main(void)
         return 1;
     }
     rv = vap_migrate_pool(ctx.db, "auth", auth_migrations_files, 60);
+    if (rv == 0)
+        rv = auth_rekey_codes(&ctx, 60);
     if (rv == 0)
         rv = auth_ensure_default_admin(&ctx);
     if (rv != 0)

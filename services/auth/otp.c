@@ -1,7 +1,9 @@
 /*
  * One-time codes: create (CSPRNG codes, unique among live codes), list, update,
  * delete, and visitor login with a code. Codes are found by keyed hash and shown to
- * the admin by decrypting code_enc (see codes.h); they never appear in logs.
+ * the admin by decrypting code_enc (see codes.h); they never appear in logs. During a
+ * key rotation (SECRET_KEY_PREVIOUS set) a code not yet re-keyed (rekey.c) is found by
+ * its previous-key hash and listed by decrypting with the previous key.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,7 +27,7 @@ void auth_otp_from_row(struct auth_ctx *ctx, PGresult *res, int row, Vap__Otp *o
 {
     uint8_t enc[AUTH_CODE_ENC_LEN + 8];
     int n = auth_bytea_parse(PQgetvalue(res, row, 1), enc, sizeof(enc));
-    if (n < 0 || auth_codes_decrypt(&ctx->codes, enc, (size_t)n, code) != 0)
+    if (n < 0 || auth_codes_decrypt_either(&ctx->codes, ctx->prev, enc, (size_t)n, code) < 0)
         code[0] = '\0'; /* made under another SECRET_KEY: listed without its code */
     otp->id = col_int(res, row, 0);
     otp->code = code;
@@ -70,8 +72,9 @@ void auth_login_otp(void *user, const struct vap_rpc_request *req,
     struct auth_ctx *ctx = user;
     const Vap__LoginOtpRequest *in = (const Vap__LoginOtpRequest *)req->body;
     uint8_t hash[AUTH_CODE_HASH_LEN];
-    char hash_hex[2 * AUTH_CODE_HASH_LEN + 3], addr_key[80];
-    const char *params[1] = {hash_hex};
+    char hash_hex[2 * AUTH_CODE_HASH_LEN + 3], prev_hex[2 * AUTH_CODE_HASH_LEN + 3];
+    char addr_key[80];
+    const char *params[2] = {hash_hex, prev_hex};
     struct vap_token_claims claims;
     PGconn *conn = NULL;
     PGresult *res = NULL;
@@ -92,17 +95,23 @@ void auth_login_otp(void *user, const struct vap_rpc_request *req,
     }
     auth_codes_hash(&ctx->codes, in->code, hash);
     auth_bytea_hex(hash, sizeof(hash), hash_hex);
+    auth_codes_hash(ctx->prev ? ctx->prev : &ctx->codes, in->code, hash);
+    auth_bytea_hex(hash, sizeof(hash), prev_hex);
+    sodium_memzero(hash, sizeof(hash));
     rv = vap_db_acquire(ctx->db, &conn, req->deadline_ms);
     if (rv != 0) {
         auth_db_error(resp, rv);
         return;
     }
-    /* A live row wins over dead ones that once had the same code. */
+    /* A live row wins over dead ones that once had the same code; then a row under the
+     * current key ($1) over one not yet re-keyed ($2, the current hash again when there
+     * is no previous key). */
     rv = vap_db_exec(conn, req->request_id,
                      "SELECT id, is_active, used_count < max_uses FROM auth.otps"
-                     " WHERE code_hash = $1 AND deleted_at IS NULL"
-                     " ORDER BY (is_active AND used_count < max_uses) DESC, id DESC LIMIT 1",
-                     1, params, &res);
+                     " WHERE code_hash IN ($1, $2) AND deleted_at IS NULL"
+                     " ORDER BY (is_active AND used_count < max_uses) DESC,"
+                     " code_hash = $1 DESC, id DESC LIMIT 1",
+                     2, params, &res);
     vap_db_release(ctx->db, conn);
     if (rv != 0) {
         auth_db_error(resp, rv);
@@ -165,20 +174,6 @@ void auth_otp_list(void *user, const struct vap_rpc_request *req,
     PQclear(res);
 }
 
-/* Appends a bytea hex literal, quoted for a PostgreSQL array, to buf at *pos. */
-static void append_array_item(char *buf, size_t *pos, const uint8_t *bytes, size_t len)
-{
-    if (buf[*pos - 1] != '{')
-        buf[(*pos)++] = ',';
-    buf[(*pos)++] = '"';
-    buf[(*pos)++] = '\\';
-    buf[(*pos)++] = '\\';
-    buf[(*pos)++] = 'x';
-    sodium_bin2hex(buf + *pos, 2 * len + 1, bytes, len);
-    *pos += 2 * len;
-    buf[(*pos)++] = '"';
-}
-
 void auth_otp_create(void *user, const struct vap_rpc_request *req,
                      struct vap_rpc_response *resp)
 {
@@ -186,9 +181,9 @@ void auth_otp_create(void *user, const struct vap_rpc_request *req,
     const Vap__OtpCreateRequest *in = (const Vap__OtpCreateRequest *)req->body;
     /* Each array item: quotes, comma, "\\x" and two hex digits a byte. */
     const size_t item_max = 2 * AUTH_CODE_ENC_LEN + 8;
-    char *hashes = NULL, *encs = NULL, *ids = NULL, max_uses[16];
+    char *hashes = NULL, *encs = NULL, *prevs = NULL, *ids = NULL, max_uses[16];
     size_t ids_pos = 1;
-    const char *params[3];
+    const char *params[4];
     PGresult *all = NULL;
     PGconn *conn = NULL;
     int rv, remaining, attempts = 0;
@@ -200,8 +195,9 @@ void auth_otp_create(void *user, const struct vap_rpc_request *req,
     }
     hashes = malloc((size_t)in->count * item_max + 4);
     encs = malloc((size_t)in->count * item_max + 4);
+    prevs = malloc((size_t)in->count * item_max + 4);
     ids = malloc((size_t)in->count * 22 + 4);
-    if (!hashes || !encs || !ids) {
+    if (!hashes || !encs || !prevs || !ids) {
         vap_rpc_response_error(resp, 500, "Internal error");
         goto out;
     }
@@ -216,35 +212,49 @@ void auth_otp_create(void *user, const struct vap_rpc_request *req,
     remaining = in->count;
     /* Collisions with live codes (ON CONFLICT DO NOTHING) are retried with new codes. */
     while (rv == 0 && remaining > 0 && attempts++ < 20) {
-        size_t hp = 1, ep = 1;
+        size_t hp = 1, ep = 1, pp = 1;
         PGresult *res = NULL;
         char code[AUTH_CODE_LEN + 1];
         hashes[0] = '{';
         encs[0] = '{';
+        prevs[0] = '{';
         for (int i = 0; i < remaining; i++) {
             uint8_t hash[AUTH_CODE_HASH_LEN], enc[AUTH_CODE_ENC_LEN];
             auth_codes_generate(code);
             auth_codes_hash(&ctx->codes, code, hash);
             auth_codes_encrypt(&ctx->codes, code, enc);
-            append_array_item(hashes, &hp, hash, sizeof(hash));
-            append_array_item(encs, &ep, enc, sizeof(enc));
+            auth_bytea_array_append(hashes, &hp, hash, sizeof(hash));
+            auth_bytea_array_append(encs, &ep, enc, sizeof(enc));
+            if (ctx->prev) {
+                auth_codes_hash(ctx->prev, code, hash);
+                auth_bytea_array_append(prevs, &pp, hash, sizeof(hash));
+            }
         }
         sodium_memzero(code, sizeof(code));
         hashes[hp++] = '}';
         hashes[hp] = '\0';
         encs[ep++] = '}';
         encs[ep] = '\0';
+        prevs[pp++] = '}';
+        prevs[pp] = '\0';
         params[0] = hashes;
         params[1] = encs;
         params[2] = max_uses;
-        /* DISTINCT ON drops codes drawn twice in the same batch. */
+        params[3] = prevs;
+        /* DISTINCT ON drops codes drawn twice in the same batch. During a rotation a code
+         * is also refused when a live code not yet re-keyed has the same digits (its
+         * previous-key hash p; without a previous key $4 is empty and unnest pads p with
+         * NULL, which matches nothing). */
         rv = vap_db_exec(conn, req->request_id,
                          "INSERT INTO auth.otps (code_hash, code_enc, max_uses)"
                          " SELECT DISTINCT ON (h) h, e, $3::int"
-                         " FROM unnest($1::bytea[], $2::bytea[]) AS t(h, e)"
+                         " FROM unnest($1::bytea[], $2::bytea[], $4::bytea[]) AS t(h, e, p)"
+                         " WHERE NOT EXISTS (SELECT 1 FROM auth.otps x WHERE x.code_hash = t.p"
+                         "   AND x.deleted_at IS NULL AND x.is_active"
+                         "   AND x.used_count < x.max_uses)"
                          " ON CONFLICT (code_hash) WHERE deleted_at IS NULL AND is_active"
                          " AND used_count < max_uses DO NOTHING RETURNING id",
-                         3, params, &res);
+                         4, params, &res);
         if (rv == 0) {
             for (int i = 0; i < PQntuples(res); i++) {
                 int n = snprintf(ids + ids_pos, 22, "%s%s", ids_pos > 1 ? "," : "",
@@ -287,5 +297,6 @@ out:
     PQclear(all);
     free(hashes);
     free(encs);
+    free(prevs);
     free(ids);
 }

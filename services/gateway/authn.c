@@ -1,8 +1,9 @@
 /*
  * Authentication of API requests: the bearer token (Authorization header, or
  * ?token= for browsers' WebSockets) is verified locally (HS256 pinned, signature,
- * expiry) and checked against the revocation view, so no backend call is needed.
- * The token's text is never logged.
+ * expiry; SECRET_KEY, else SECRET_KEY_PREVIOUS during a rotation: vap_token_verify_keys,
+ * shared with voice streams) and checked against the revocation view, so no backend
+ * call is needed. The token's text is never logged.
  */
 #include <string.h>
 #include <strings.h>
@@ -33,8 +34,7 @@ int gw_authenticate(struct gw_req *r, enum gw_auth_need need)
         unauthorized(r, "Not authenticated");
         return -1;
     }
-    if (vap_token_verify((const uint8_t *)r->gw->cfg.secret_key, strlen(r->gw->cfg.secret_key),
-                         token, vap_wall_ms() / 1000, &r->claims) != 0) {
+    if (vap_token_verify_keys(&r->gw->token_keys, token, vap_wall_ms() / 1000, &r->claims) != 0) {
         unauthorized(r, "Could not validate credentials");
         return -1;
     }

@@ -23,6 +23,7 @@ struct gw_config {
     const char *bind_addr;
     long port;
     const char *secret_key;
+    const char *secret_key_previous; /* "" when unset */
     const char *auth_rpc_url;
     const char *auth_events_url;
     const char *usage_rpc_url;
@@ -44,6 +45,7 @@ struct gw_config {
 
 struct gw_ctx {
     struct gw_config cfg;
+    struct vap_token_keys token_keys; /* SECRET_KEY, then SECRET_KEY_PREVIOUS */
     struct vap_rpc_client *auth;
     struct vap_rpc_client *usage;
     struct gw_revocations *revocations;

@@ -29,6 +29,8 @@ static const struct vap_config_item config_table[] = {
     {"PORT", VAP_CONFIG_INT, "8000", 1, 65535, 0, &gw.cfg.port, NULL},
     {"SECRET_KEY", VAP_CONFIG_STRING, NULL, 0, 0, 1, &gw.cfg.secret_key,
      "token signing key, the same as vap-auth's"},
+    {"SECRET_KEY_PREVIOUS", VAP_CONFIG_STRING, "", 0, 0, 1, &gw.cfg.secret_key_previous,
+     "the key before the last rotation: its tokens are still accepted"},
     {"AUTH_RPC_URL", VAP_CONFIG_STRING, "tcp://127.0.0.1:7101", 0, 0, 0, &gw.cfg.auth_rpc_url,
      NULL},
     {"AUTH_EVENTS_URL", VAP_CONFIG_STRING, "tcp://127.0.0.1:7102", 0, 0, 0,
@@ -93,6 +95,15 @@ int main(void)
         vap_error(NULL, "configuration error: SECRET_KEY: must be at least 16 characters");
         return 2;
     }
+    if (gw.cfg.secret_key_previous[0] != '\0' && strlen(gw.cfg.secret_key_previous) < 16) {
+        vap_error(NULL,
+                  "configuration error: SECRET_KEY_PREVIOUS: must be at least 16 characters");
+        return 2;
+    }
+    gw.token_keys.current = (const uint8_t *)gw.cfg.secret_key;
+    gw.token_keys.current_len = strlen(gw.cfg.secret_key);
+    gw.token_keys.previous = (const uint8_t *)gw.cfg.secret_key_previous;
+    gw.token_keys.previous_len = strlen(gw.cfg.secret_key_previous);
     vap_log_init("gateway", level);
     vap_config_log(config_table, N_CONFIG);
     {

@@ -294,9 +294,8 @@ int gw_vconn_start(struct mg_connection *conn, struct gw_vconn *c,
     int rv_open;
     const char *resume = o->resume;
 
-    if (!o->token[0] || vap_token_verify((const uint8_t *)G->cfg.secret_key,
-                                         strlen(G->cfg.secret_key), o->token,
-                                         vap_wall_ms() / 1000, &claims) != 0) {
+    if (!o->token[0] ||
+        vap_token_verify_keys(&G->token_keys, o->token, vap_wall_ms() / 1000, &claims) != 0) {
         gw_vconn_refuse(conn, c, 4401, "Unauthorized: a valid token is required");
         return -1;
     }

@@ -142,6 +142,77 @@ static void test_garbage_and_edges_are_refused(void **state)
     assert_int_equal(vap_token_verify(key, KEYLEN, big, NOW, &c), VAP_EAUTH);
 }
 
+static const uint8_t old_key[] = "the-previous-key-the-previous-key";
+#define OLD_KEYLEN (sizeof(old_key) - 1)
+
+static char *issue_with(const uint8_t *k, size_t k_len, enum vap_role role, int64_t exp)
+{
+    struct vap_token_claims c;
+    char *tok = NULL;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.sub, sizeof(c.sub), "%s", "otp:9");
+    c.role = role;
+    c.iat = NOW;
+    c.exp = exp;
+    c.otp_id = 9;
+    assert_int_equal(vap_token_issue(k, k_len, &c, &tok), 0);
+    return tok;
+}
+
+static void test_keys_accept_current_and_previous_key(void **state)
+{
+    struct vap_token_keys keys = {key, KEYLEN, old_key, OLD_KEYLEN};
+    struct vap_token_claims c;
+    char *cur = issue(VAP_ROLE_OTP, NOW + 60);
+    char *prev = issue_with(old_key, OLD_KEYLEN, VAP_ROLE_OTP, NOW + 60);
+    (void)state;
+    assert_int_equal(vap_token_verify_keys(&keys, cur, NOW, &c), 0);
+    assert_int_equal(c.otp_id, 7);
+    assert_int_equal(vap_token_verify_keys(&keys, prev, NOW, &c), 0);
+    assert_int_equal(c.otp_id, 9);
+    free(cur);
+    free(prev);
+}
+
+static void test_keys_without_previous_refuse_the_old_key(void **state)
+{
+    struct vap_token_keys keys = {key, KEYLEN, NULL, 0};
+    struct vap_token_claims c;
+    char *prev = issue_with(old_key, OLD_KEYLEN, VAP_ROLE_OTP, NOW + 60);
+    (void)state;
+    assert_int_equal(vap_token_verify_keys(&keys, prev, NOW, &c), VAP_EAUTH);
+    free(prev);
+}
+
+static void test_keys_refuse_a_third_key(void **state)
+{
+    const uint8_t other[] = "another-key-another-key-another!!";
+    struct vap_token_keys keys = {key, KEYLEN, old_key, OLD_KEYLEN};
+    struct vap_token_claims c;
+    char *tok = issue_with(other, sizeof(other) - 1, VAP_ROLE_OTP, NOW + 60);
+    (void)state;
+    assert_int_equal(vap_token_verify_keys(&keys, tok, NOW, &c), VAP_EAUTH);
+    free(tok);
+}
+
+static void test_keys_still_check_expiry_and_alg_with_previous_key(void **state)
+{
+    struct vap_token_keys keys = {key, KEYLEN, old_key, OLD_KEYLEN};
+    struct vap_token_claims c;
+    char *expired = issue_with(old_key, OLD_KEYLEN, VAP_ROLE_OTP, NOW - 1);
+    char *tok = issue_with(old_key, OLD_KEYLEN, VAP_ROLE_ADMIN, NOW + 60);
+    char *hdr = b64("{\"alg\":\"none\",\"typ\":\"JWT\"}");
+    char forged[2048];
+    (void)state;
+    assert_int_equal(vap_token_verify_keys(&keys, expired, NOW, &c), VAP_EAUTH);
+    snprintf(forged, sizeof(forged), "%s%s", hdr, strchr(tok, '.'));
+    assert_int_equal(vap_token_verify_keys(&keys, forged, NOW, &c), VAP_EAUTH);
+    assert_int_equal(vap_token_verify_keys(&keys, NULL, NOW, &c), VAP_EAUTH);
+    free(hdr);
+    free(tok);
+    free(expired);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +224,10 @@ int main(void)
         cmocka_unit_test(test_other_hmac_alg_is_refused),
         cmocka_unit_test(test_tampered_payload_is_refused),
         cmocka_unit_test(test_garbage_and_edges_are_refused),
+        cmocka_unit_test(test_keys_accept_current_and_previous_key),
+        cmocka_unit_test(test_keys_without_previous_refuse_the_old_key),
+        cmocka_unit_test(test_keys_refuse_a_third_key),
+        cmocka_unit_test(test_keys_still_check_expiry_and_alg_with_previous_key),
     };
     if (sodium_init() < 0)
         return 1;
