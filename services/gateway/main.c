@@ -172,6 +172,14 @@ int main(void)
     vap_info(NULL, "vap-gateway draining in_flight=%d", gw_metrics_in_flight_now(gw.metrics));
     if (gw.cfg.drain_ms > 0) /* let load balancers see /readyz fail first */
         vap_signals_wait((int)gw.cfg.drain_ms);
+    /* Voice clients are told to resume elsewhere (1012 + reason) rather than cut off by
+     * mg_stop() without a close frame; their sessions wait on the workers. */
+    gw_voice_close_all_resumable();
+    {
+        int64_t until = vap_now_ms() + 1000;
+        while (gw_voice_sessions() > 0 && vap_now_ms() < until)
+            vap_signals_wait(20);
+    }
     /* civetweb stops writing replies once mg_stop() begins, so wait here until the
      * requests in progress have answered (bounded by the longest backend deadline). */
     {

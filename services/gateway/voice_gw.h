@@ -80,6 +80,11 @@ void gw_voice_stop(void);
 /* Live workers (for /readyz and metrics). */
 int gw_voice_live_workers(void);
 int gw_voice_sessions(void);
+/*
+ * The gateway is stopping: closes every open stream with 1012 and a reason, so clients
+ * know to resume (the sessions stay on their workers for VOICE_RESUME_WINDOW_MS).
+ */
+void gw_voice_close_all_resumable(void);
 
 /*
  * Places a new session (least loaded live worker serving agent) or finds the worker of

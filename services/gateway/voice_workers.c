@@ -505,6 +505,27 @@ int gw_voice_live_workers(void)
     return n;
 }
 
+void gw_voice_close_all_resumable(void)
+{
+    int n = 0;
+    pthread_mutex_lock(&V.lock);
+    for (int b = 0; b < CONN_BUCKETS; b++)
+        for (struct gw_vconn *c = V.conns[b]; c; c = c->next_in_table) {
+            bool open;
+            pthread_mutex_lock(&c->lock);
+            open = c->state == VC_OPEN;
+            pthread_mutex_unlock(&c->lock);
+            if (open) {
+                /* The client's close then detaches the session (close_handler). */
+                gw_vconn_close(c, 1012, "Gateway restarting: reconnect with ?resume=<session_id>");
+                n++;
+            }
+        }
+    pthread_mutex_unlock(&V.lock);
+    if (n)
+        vap_info(NULL, "voice streams closed for a resume elsewhere count=%d", n);
+}
+
 int gw_voice_sessions(void)
 {
     int n;
