@@ -74,6 +74,17 @@ size_t vap_utf8_length(const char *s, size_t bytes)
     return n;
 }
 
+size_t vap_utf8_prefix(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    if (n <= max)
+        return n;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--; /* s[n] continues a character that started before the cut */
+    return n;
+}
+
 int vap_json_parse_object(const char *body, size_t len, json_t **out, struct vap_verrors *v)
 {
     json_error_t jerr;

@@ -60,6 +60,10 @@ int vap_json_bool_field(json_t *obj, const char *name, int required, int *out, i
  * bytes bytes. */
 size_t vap_utf8_length(const char *s, size_t bytes);
 
+/* The longest prefix of s, at most max bytes, that does not cut a UTF-8 character (for
+ * quoting client text in a message that must stay valid UTF-8). */
+size_t vap_utf8_prefix(const char *s, size_t max);
+
 /* Strict decimal parse of a whole string into min..max; 0 or VAP_EINVAL. */
 int vap_parse_int64(const char *text, int64_t min, int64_t max, int64_t *out);
 

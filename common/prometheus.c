@@ -145,12 +145,20 @@ struct buf {
     int failed;
 };
 
-static void put(struct buf *b, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void put(struct buf *b, const char *fmt, ...)
 {
     va_list ap;
     int n;
     if (b->failed)
         return;
+    if (!b->data) {
+        b->data = malloc(4096);
+        b->cap = b->data ? 4096 : 0;
+        if (!b->data) {
+            b->failed = 1;
+            return;
+        }
+    }
     for (;;) {
         va_start(ap, fmt);
         n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
@@ -176,41 +184,41 @@ static void put(struct buf *b, const char *fmt, ...)
     }
 }
 
-/* name{labels} or name{labels,extra} or name{extra} or name. */
+/* name{labels} or name{labels,extra} or name{extra} or name, then the value (15
+ * significant digits: counts stay exact up to 10^15). */
 static void put_series(struct buf *b, const char *name, const char *suffix, const char *labels,
-                       const char *extra, const char *value_fmt, double value)
+                       const char *extra, double value)
 {
     const char *sep = labels[0] && extra[0] ? "," : "";
     if (labels[0] || extra[0])
-        put(b, "%s%s{%s%s%s} ", name, suffix, labels, sep, extra);
+        put(b, "%s%s{%s%s%s} %.15g\n", name, suffix, labels, sep, extra, value);
     else
-        put(b, "%s%s ", name, suffix);
-    put(b, value_fmt, value);
-    put(b, "\n");
+        put(b, "%s%s %.15g\n", name, suffix, value);
+}
+
+static double load(const atomic_uint_least64_t *v)
+{
+    return (double)atomic_load_explicit(v, memory_order_relaxed);
 }
 
 static void render_one(struct buf *b, const struct series *s)
 {
     if (s->kind == COUNTER) {
-        put_series(b, s->name, "", s->labels, "", "%.0f",
-                   (double)atomic_load_explicit(&s->u.counter.value, memory_order_relaxed));
+        put_series(b, s->name, "", s->labels, "", load(&s->u.counter.value));
     } else if (s->kind == GAUGE) {
-        put_series(b, s->name, "", s->labels, "", "%.6g", s->fn ? s->fn(s->user) : 0.0);
+        put_series(b, s->name, "", s->labels, "", s->fn ? s->fn(s->user) : 0.0);
     } else {
         const struct vap_histogram *h = &s->u.hist;
-        uint64_t cum = 0;
+        double cum = 0;
         char le[48];
         for (size_t i = 0; i < N_BUCKETS; i++) {
-            cum += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+            cum += load(&h->buckets[i]);
             snprintf(le, sizeof(le), "le=\"%g\"", BUCKETS[i]);
-            put_series(b, s->name, "_bucket", s->labels, le, "%.0f", (double)cum);
+            put_series(b, s->name, "_bucket", s->labels, le, cum);
         }
-        put_series(b, s->name, "_bucket", s->labels, "le=\"+Inf\"", "%.0f",
-                   (double)atomic_load_explicit(&h->count, memory_order_relaxed));
-        put_series(b, s->name, "_sum", s->labels, "", "%.6f",
-                   (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6);
-        put_series(b, s->name, "_count", s->labels, "", "%.0f",
-                   (double)atomic_load_explicit(&h->count, memory_order_relaxed));
+        put_series(b, s->name, "_bucket", s->labels, "le=\"+Inf\"", load(&h->count));
+        put_series(b, s->name, "_sum", s->labels, "", load(&h->sum_us) / 1e6);
+        put_series(b, s->name, "_count", s->labels, "", load(&h->count));
     }
 }
 

@@ -13,12 +13,14 @@
 #include <string.h>
 
 #include "clock.h"
+#include "json.h"
 #include "log.h"
 #include "session.h"
 
 #define INPUT_MAX_SAMPLES 5760 /* 120 ms at 48 kHz, already resampled to 16 kHz */
 #define PARTIAL_EVERY_MS 250
 #define INPUT_TEXT_MAX 2000
+#define PLAYBACK_MAX_MS 86400000.0
 
 /* Words after which a sentence is very likely to go on. */
 static const char *const continuation_words[] = {
@@ -231,8 +233,12 @@ static void handle_event(struct voice_session *s, const char *text)
         }
     } else if (strcmp(type, "playback") == 0) {
         json_t *turn = json_object_get(ev, "turn_id"), *played = json_object_get(ev, "played_ms");
-        if (!json_is_integer(turn) || !json_is_number(played) || json_number_value(played) < 0) {
-            session_send_error(s, "invalid_event", "playback needs turn_id and played_ms");
+        /* A day of audio is far more than any reply; the bound keeps the ms -> samples
+         * arithmetic of playout.c from overflowing. */
+        if (!json_is_integer(turn) || !json_is_number(played) ||
+            !(json_number_value(played) >= 0 && json_number_value(played) <= PLAYBACK_MAX_MS)) {
+            session_send_error(s, "invalid_event",
+                               "playback needs turn_id and played_ms (0 to 86400000)");
         } else {
             pthread_mutex_lock(&s->play_lock);
             if (s->play_turn == json_integer_value(turn))
@@ -245,7 +251,8 @@ static void handle_event(struct voice_session *s, const char *text)
         session_end(s, "client_ended", 1000);
     } else {
         char msg[128];
-        snprintf(msg, sizeof(msg), "Unknown event type \"%.40s\"", type);
+        snprintf(msg, sizeof(msg), "Unknown event type \"%.*s\"", (int)vap_utf8_prefix(type, 40),
+                 type);
         session_send_error(s, "unknown_event", msg);
     }
     json_decref(ev);

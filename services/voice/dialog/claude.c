@@ -103,9 +103,11 @@ static int claude_event(void *user, const char *event, const char *data, size_t 
     int stop = 0;
 
     if (!doc || !json_is_object(doc)) {
+        char name[64];
         json_decref(doc);
-        return llm_stream_fail(st, VAP_EPROTO,
-                               "the language model sent a malformed event (%.32s)", event);
+        llm_safe_ident(event, name, sizeof(name)); /* the server's bytes: maybe not UTF-8 */
+        return llm_stream_fail(st, VAP_EPROTO, "the language model sent a malformed event (%s)",
+                               name);
     }
     type = json_string_value(json_object_get(doc, "type"));
     if (!type)

@@ -130,6 +130,19 @@ static void test_parse_int64_is_strict(void **state)
     assert_int_equal(vap_parse_int64("0", 1, 100, &n), VAP_EINVAL);
 }
 
+static void test_utf8_prefix_never_cuts_a_character(void **state)
+{
+    const char *s = "ab\xc3\xa9\xe2\x82\xac"; /* "ab", e-acute (2 bytes), euro (3 bytes) */
+    (void)state;
+    assert_int_equal(vap_utf8_prefix(s, 100), 7);
+    assert_int_equal(vap_utf8_prefix(s, 7), 7);
+    assert_int_equal(vap_utf8_prefix(s, 6), 4); /* inside the euro sign */
+    assert_int_equal(vap_utf8_prefix(s, 5), 4);
+    assert_int_equal(vap_utf8_prefix(s, 4), 4);
+    assert_int_equal(vap_utf8_prefix(s, 3), 2); /* inside e-acute */
+    assert_int_equal(vap_utf8_prefix(s, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -140,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_string_length_and_embedded_nul),
         cmocka_unit_test(test_malformed_and_non_object_bodies),
         cmocka_unit_test(test_parse_int64_is_strict),
+        cmocka_unit_test(test_utf8_prefix_never_cuts_a_character),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
