@@ -15,7 +15,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 
-from stack import PgCluster, Stack, build_dir  # noqa: E402
+from stack import PgCluster, Stack, build_dir, finish_stacks  # noqa: E402
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -143,12 +143,4 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    reports = []
-    for s in _stacks:
-        s.stop()
-        reports += s.sanitizer_reports()
-        if not reports and not os.environ.get("VAP_KEEP_LOGS"):
-            s.cleanup()
-    if reports:
-        print("\nSANITIZER REPORTS IN SERVICE LOGS:\n" + "\n".join(reports), file=sys.stderr)
-        session.exitstatus = 1
+    finish_stacks(_stacks, session)

@@ -1,6 +1,5 @@
 """Helpers for the browser tests: waiting on the page, reading it, REST shortcuts."""
 import os
-import re
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 "integration"))
 
 from test_agents import admin_token, call, new_otp, otp_token  # noqa: E402,F401
+from test_voice import wer, words  # noqa: E402,F401
 
 from selenium.webdriver.common.by import By  # noqa: E402
 
@@ -45,21 +45,6 @@ def visible_text(driver, selector):
 
 def js(driver, script, *args):
     return driver.execute_script(script, *args)
-
-
-def words(text):
-    return re.findall(r"[a-z']+", text.lower())
-
-
-def wer(ref, hyp):
-    r, h = words(ref), words(hyp)
-    d = list(range(len(h) + 1))
-    for i in range(1, len(r) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(h) + 1):
-            cur = min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
-            prev, d[j] = d[j], cur
-    return d[len(h)] / max(1, len(r))
 
 
 def spoken_wav(text, path, lead_s, tail_s, voice="kal16"):

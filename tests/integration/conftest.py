@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from stack import PgCluster, Stack  # noqa: E402
+from stack import PgCluster, Stack, finish_stacks  # noqa: E402
 
 _stacks = []
 
@@ -40,12 +40,4 @@ def fresh_stack():
 
 
 def pytest_sessionfinish(session, exitstatus):
-    reports = []
-    for s in _stacks:
-        s.stop()
-        reports += s.sanitizer_reports()
-        if not reports and not os.environ.get("VAP_KEEP_LOGS"):
-            s.cleanup()
-    if reports:
-        print("\nSANITIZER REPORTS IN SERVICE LOGS:\n" + "\n".join(reports), file=sys.stderr)
-        session.exitstatus = 1
+    finish_stacks(_stacks, session)

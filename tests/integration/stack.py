@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -93,6 +94,21 @@ def voice_cache_dir():
     path = os.path.join(build_dir(), "voice-cache")
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def finish_stacks(stacks, session):
+    """At the end of a pytest session: stops every stack, fails the session if any
+    service log holds a sanitizer report (and keeps the logs then, or with
+    VAP_KEEP_LOGS), else removes them."""
+    reports = []
+    for s in stacks:
+        s.stop()
+        reports += s.sanitizer_reports()
+        if not reports and not os.environ.get("VAP_KEEP_LOGS"):
+            s.cleanup()
+    if reports:
+        print("\nSANITIZER REPORTS IN SERVICE LOGS:\n" + "\n".join(reports), file=sys.stderr)
+        session.exitstatus = 1
 
 
 class Stack:
