@@ -86,7 +86,10 @@ static void begin_utterance(struct voice_session *s, int64_t now, bool agent_aud
     s->partial[0] = '\0';
     s->last_partial_ms = now;
     s->last_voice_ms = now;
-    stt_begin(s->stt);
+    if (stt_begin(s->stt) != 0) { /* no decoder could be lent: this turn goes unheard */
+        voice_metrics_error(VOICE_STAGE_STT);
+        vap_warn(s->request_id, "stt: no decoder for session=%s", s->id);
+    }
     n = vad_pre_roll(s->vad, pre, sizeof(pre) / sizeof(pre[0]));
     if (n)
         feed_stt(s, pre, n);

@@ -8,13 +8,16 @@
  * model wins on what visitors usually say, the generic one keeps everyday speech
  * recognisable. sphinxbase's LM objects cache the last history inside (lm_trie) and
  * are not safe to share between threads, so each decoder loads its own copies; the
- * pool keeps decoders alive between sessions because creating one costs ~0.1-0.3 s.
+ * pool keeps decoders alive because creating one costs ~0.1-0.3 s. A session borrows a
+ * decoder only for the length of an utterance, so idle sessions cost no decoder memory
+ * and the pool grows to the most utterances ever in progress at once.
  */
 #include "stt.h"
 
 #include <ctype.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,15 +46,23 @@ enum stt_state { STT_IDLE, STT_IN_UTTERANCE };
 
 #define MAX_CEPSTRA 32
 
+/* A pocketsphinx decoder: pooled per model, lent to a stream for one utterance. */
+struct stt_decoder {
+    ps_decoder_t *ps;
+    mfcc_t cmn_initial[MAX_CEPSTRA]; /* the model's -cmninit, where a new visitor starts */
+    int n_cepstra;
+};
+
+/* One visitor's utterances. Holds a decoder only while the visitor speaks, so an idle
+ * session costs no decoder memory; the visitor's live cepstral mean (which adapts to
+ * their voice and channel over utterances) is kept here between utterances. */
 struct stt_stream {
     struct stt_model *m;
-    ps_decoder_t *ps;
+    struct stt_decoder *d;
     enum stt_state state;
     size_t samples;
-    /* The live cepstral mean adapts to a speaker's voice and channel over utterances;
-     * a new session starts again from the model's initial mean (-cmninit). */
-    mfcc_t cmn_initial[MAX_CEPSTRA];
-    int n_cepstra;
+    mfcc_t cmn_live[MAX_CEPSTRA];
+    bool have_cmn;
 };
 
 struct stt_model {
@@ -61,9 +72,9 @@ struct stt_model {
     char lm[PATH_MAX]; /* the agent's model; empty for the generic model */
     char generic_lm[PATH_MAX];
     pthread_mutex_t mu;
-    struct stt_stream **idle; /* decoders ready for a session */
+    struct stt_decoder **idle; /* decoders ready for an utterance */
     int n_idle;
-    int n_created; /* idle + in use (+ being created) */
+    int n_created; /* idle + lent (+ being created) */
     int max;
 };
 
@@ -109,45 +120,44 @@ static int attach_agent_lm(const struct stt_model *m, ps_decoder_t *ps, cmd_ln_t
     return rv;
 }
 
-static int decoder_new(struct stt_model *m, struct stt_stream **out)
+static int decoder_new(struct stt_model *m, struct stt_decoder **out)
 {
-    struct stt_stream *s = calloc(1, sizeof(*s));
+    struct stt_decoder *d = calloc(1, sizeof(*d));
     cmd_ln_t *cfg = NULL;
     int rv = VAP_EINVAL;
-    if (!s)
+    if (!d)
         return VAP_ENOMEM;
     pthread_once(&quiet_once, quiet);
     pthread_mutex_lock(&create_lock);
     cfg = decoder_config(m);
-    s->ps = cfg ? ps_init(cfg) : NULL;
-    if (s->ps && (!m->lm[0] || attach_agent_lm(m, s->ps, cfg) == 0))
+    d->ps = cfg ? ps_init(cfg) : NULL;
+    if (d->ps && (!m->lm[0] || attach_agent_lm(m, d->ps, cfg) == 0))
         rv = 0;
     if (cfg)
         cmd_ln_free_r(cfg);
     pthread_mutex_unlock(&create_lock);
     if (rv != 0) {
-        if (s->ps)
-            ps_free(s->ps);
-        free(s);
+        if (d->ps)
+            ps_free(d->ps);
+        free(d);
         return rv;
     }
-    s->m = m;
     {
-        cmn_t *cmn = ps_get_feat(s->ps)->cmn_struct;
-        s->n_cepstra = cmn && cmn->veclen <= MAX_CEPSTRA ? cmn->veclen : 0;
-        if (s->n_cepstra)
-            memcpy(s->cmn_initial, cmn->cmn_mean, (size_t)s->n_cepstra * sizeof(mfcc_t));
+        cmn_t *cmn = ps_get_feat(d->ps)->cmn_struct;
+        d->n_cepstra = cmn && cmn->veclen <= MAX_CEPSTRA ? cmn->veclen : 0;
+        if (d->n_cepstra)
+            memcpy(d->cmn_initial, cmn->cmn_mean, (size_t)d->n_cepstra * sizeof(mfcc_t));
     }
-    *out = s;
+    *out = d;
     return 0;
 }
 
-static void decoder_free(struct stt_stream *s)
+static void decoder_free(struct stt_decoder *d)
 {
-    if (!s)
+    if (!d)
         return;
-    ps_free(s->ps);
-    free(s);
+    ps_free(d->ps);
+    free(d);
 }
 
 static int model_new(const char *id, const struct stt_options *opt, struct stt_model **out)
@@ -174,14 +184,14 @@ static int model_new(const char *id, const struct stt_options *opt, struct stt_m
 /* Creates the first decoder now, so a broken model fails at load rather than later. */
 static int model_warm(struct stt_model *m, char *err, size_t err_size)
 {
-    struct stt_stream *s;
-    int rv = decoder_new(m, &s);
+    struct stt_decoder *d;
+    int rv = decoder_new(m, &d);
     if (rv != 0) {
         snprintf(err, err_size, "%s: pocketsphinx refused the model (%s, %s)", m->id, m->hmm,
                  m->dict);
         return rv;
     }
-    m->idle[m->n_idle++] = s;
+    m->idle[m->n_idle++] = d;
     m->n_created = 1;
     return 0;
 }
@@ -258,11 +268,24 @@ void stt_model_free(struct stt_model *m)
 
 int stt_stream_open(struct stt_model *m, struct stt_stream **out)
 {
-    struct stt_stream *s = NULL;
+    struct stt_stream *s = calloc(1, sizeof(*s));
+    if (!s)
+        return VAP_ENOMEM;
+    s->m = m;
+    s->state = STT_IDLE;
+    *out = s;
+    return 0;
+}
+
+/* Lends the stream a decoder for one utterance, with the visitor's cepstral mean. */
+static int lend_decoder(struct stt_stream *s)
+{
+    struct stt_model *m = s->m;
+    struct stt_decoder *d = NULL;
     int rv;
     pthread_mutex_lock(&m->mu);
     if (m->n_idle > 0) {
-        s = m->idle[--m->n_idle];
+        d = m->idle[--m->n_idle];
     } else if (m->n_created < m->max) {
         m->n_created++; /* reserved; created outside the lock */
     } else {
@@ -270,8 +293,8 @@ int stt_stream_open(struct stt_model *m, struct stt_stream **out)
         return VAP_ETOOBIG;
     }
     pthread_mutex_unlock(&m->mu);
-    if (!s) {
-        rv = decoder_new(m, &s);
+    if (!d) {
+        rv = decoder_new(m, &d);
         if (rv != 0) {
             pthread_mutex_lock(&m->mu);
             m->n_created--;
@@ -280,31 +303,50 @@ int stt_stream_open(struct stt_model *m, struct stt_stream **out)
             return VAP_ENOMEM;
         }
     }
-    s->state = STT_IDLE;
-    if (s->n_cepstra)
-        cmn_live_set(ps_get_feat(s->ps)->cmn_struct, s->cmn_initial);
-    *out = s;
+    if (d->n_cepstra)
+        cmn_live_set(ps_get_feat(d->ps)->cmn_struct, s->have_cmn ? s->cmn_live : d->cmn_initial);
+    s->d = d;
     return 0;
+}
+
+/* Takes the decoder back after an utterance, keeping what its CMN learnt of the visitor. */
+static void return_decoder(struct stt_stream *s)
+{
+    struct stt_model *m = s->m;
+    struct stt_decoder *d = s->d;
+    if (!d)
+        return;
+    if (d->n_cepstra) {
+        memcpy(s->cmn_live, ps_get_feat(d->ps)->cmn_struct->cmn_mean,
+               (size_t)d->n_cepstra * sizeof(mfcc_t));
+        s->have_cmn = true;
+    }
+    s->d = NULL;
+    pthread_mutex_lock(&m->mu);
+    m->idle[m->n_idle++] = d;
+    pthread_mutex_unlock(&m->mu);
 }
 
 void stt_stream_close(struct stt_stream *s)
 {
-    struct stt_model *m;
     if (!s)
         return;
     stt_abort(s);
-    m = s->m;
-    pthread_mutex_lock(&m->mu);
-    m->idle[m->n_idle++] = s;
-    pthread_mutex_unlock(&m->mu);
+    return_decoder(s);
+    free(s);
 }
 
 int stt_begin(struct stt_stream *s)
 {
+    int rv;
     if (s->state == STT_IN_UTTERANCE)
         stt_abort(s);
-    if (ps_start_utt(s->ps) < 0)
+    if (!s->d && (rv = lend_decoder(s)) != 0)
+        return rv;
+    if (ps_start_utt(s->d->ps) < 0) {
+        return_decoder(s);
         return VAP_EINTERNAL;
+    }
     s->state = STT_IN_UTTERANCE;
     s->samples = 0;
     return 0;
@@ -317,7 +359,7 @@ int stt_feed(struct stt_stream *s, const int16_t *pcm, size_t n)
     if (s->samples + n > MAX_UTTERANCE_SAMPLES)
         return VAP_ETOOBIG;
     s->samples += n;
-    if (n > 0 && ps_process_raw(s->ps, pcm, n, FALSE, FALSE) < 0)
+    if (n > 0 && ps_process_raw(s->d->ps, pcm, n, FALSE, FALSE) < 0)
         return VAP_EINTERNAL;
     return 0;
 }
@@ -356,23 +398,28 @@ size_t stt_partial(struct stt_stream *s, char *out, size_t max)
             out[0] = '\0';
         return 0;
     }
-    return clean_hyp(ps_get_hyp(s->ps, NULL), out, max);
+    return clean_hyp(ps_get_hyp(s->d->ps, NULL), out, max);
 }
 
 int stt_end(struct stt_stream *s, char *out, size_t max)
 {
+    int rv;
     if (s->state != STT_IN_UTTERANCE)
         return VAP_EINVAL;
     s->state = STT_IDLE;
-    if (ps_end_utt(s->ps) < 0)
-        return VAP_EINTERNAL;
-    return (int)clean_hyp(ps_get_hyp(s->ps, NULL), out, max);
+    if (ps_end_utt(s->d->ps) < 0)
+        rv = VAP_EINTERNAL;
+    else
+        rv = (int)clean_hyp(ps_get_hyp(s->d->ps, NULL), out, max);
+    return_decoder(s);
+    return rv;
 }
 
 void stt_abort(struct stt_stream *s)
 {
     if (!s || s->state != STT_IN_UTTERANCE)
         return;
-    ps_end_utt(s->ps);
+    ps_end_utt(s->d->ps);
     s->state = STT_IDLE;
+    return_decoder(s);
 }

@@ -21,7 +21,8 @@ struct stt_options {
     const char *model_dir; /* acoustic model + dict root; NULL = Debian's
                               /usr/share/pocketsphinx/model/en-us */
     const char *cache_dir; /* where built LMs/dictionaries are written; NULL = a temp dir */
-    int max_streams;       /* decoders kept ready (a stream beyond this waits or fails) */
+    int max_streams;       /* most decoders at once: utterances in progress beyond this
+                              fail with VAP_ETOOBIG (set it to the worker's capacity) */
 };
 
 /*
@@ -41,11 +42,13 @@ int stt_model_load_generic(const struct stt_options *opt, struct stt_model **out
 /* Frees the model and its idle decoders; every stream must have been closed. */
 void stt_model_free(struct stt_model *m);
 
-/* A decoder for one session. Returns 0, VAP_ETOOBIG (all decoders busy) or VAP_ENOMEM. */
+/* One session's stream. Cheap: a decoder is lent from the model's pool only while an
+ * utterance is in progress (stt_begin .. stt_end/stt_abort). Returns 0 or VAP_ENOMEM. */
 int stt_stream_open(struct stt_model *m, struct stt_stream **out);
 void stt_stream_close(struct stt_stream *s);
 
-/* Starts an utterance (call at speech onset, then feed the VAD's pre-roll first). */
+/* Starts an utterance (call at speech onset, then feed the VAD's pre-roll first).
+ * Returns 0, VAP_ETOOBIG (max_streams utterances in progress) or VAP_ENOMEM. */
 int stt_begin(struct stt_stream *s);
 /* Feeds 16 kHz mono PCM16. Cheap to call every 20 ms. */
 int stt_feed(struct stt_stream *s, const int16_t *pcm, size_t n);
