@@ -41,6 +41,8 @@ struct gw_config {
     const char *voice_advertise_host;
     long voice_worker_timeout_ms;
     long voice_max_per_token;
+    long voice_client_queue_bytes;
+    long voice_max_streams; /* 0: GW_THREADS less a reserve for REST */
 };
 
 struct gw_ctx {
@@ -51,6 +53,7 @@ struct gw_ctx {
     struct gw_revocations *revocations;
     struct gw_metrics *metrics;
     atomic_int draining;
+    atomic_int voice_streams; /* open voice WebSockets (each holds a civetweb thread) */
     char request_id_prefix[9];
     atomic_uint_fast64_t request_counter;
 };

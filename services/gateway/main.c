@@ -59,6 +59,11 @@ static const struct vap_config_item config_table[] = {
      &gw.cfg.voice_worker_timeout_ms, "a worker silent this long is gone"},
     {"GW_VOICE_MAX_PER_TOKEN", VAP_CONFIG_INT, "3", 1, 1000, 0, &gw.cfg.voice_max_per_token,
      "concurrent voice sessions per token (4429 beyond)"},
+    {"GW_VOICE_CLIENT_QUEUE_BYTES", VAP_CONFIG_INT, "2097152", 16384, 67108864, 0,
+     &gw.cfg.voice_client_queue_bytes,
+     "bytes queued for a voice client that is not reading before it is dropped (1008)"},
+    {"GW_VOICE_MAX_STREAMS", VAP_CONFIG_INT, "0", 0, 4096, 0, &gw.cfg.voice_max_streams,
+     "open voice WebSockets at most (1013 beyond); 0 = GW_THREADS less 1/8 kept for REST"},
 };
 #define N_CONFIG (sizeof(config_table) / sizeof(config_table[0]))
 
@@ -112,6 +117,13 @@ int main(void)
         sodium_bin2hex(gw.request_id_prefix, sizeof(gw.request_id_prefix), raw, sizeof(raw));
     }
 
+    {
+        /* Each voice stream holds a civetweb thread for its life: keep some for REST. */
+        long reserve = gw.cfg.threads / 8 > 8 ? gw.cfg.threads / 8 : 8;
+        long most = gw.cfg.threads - reserve > 1 ? gw.cfg.threads - reserve : 1;
+        if (gw.cfg.voice_max_streams == 0 || gw.cfg.voice_max_streams > most)
+            gw.cfg.voice_max_streams = most;
+    }
     metric_routes = gw_router_metric_routes(&n_metric_routes);
     if (gw_metrics_create(&gw.metrics, metric_routes, n_metric_routes) != 0 ||
         vap_rpc_client_open(&gw.auth, gw.cfg.auth_rpc_url) != 0 ||

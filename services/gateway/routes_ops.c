@@ -87,9 +87,12 @@ void gw_route_metrics(struct gw_req *r)
              "# HELP vap_voice_workers_live Voice workers linked, live and not draining.\n"
              "# TYPE vap_voice_workers_live gauge\nvap_voice_workers_live %d\n"
              "# HELP vap_voice_sessions Voice sessions relayed by this gateway now.\n"
-             "# TYPE vap_voice_sessions gauge\nvap_voice_sessions %d\n",
+             "# TYPE vap_voice_sessions gauge\nvap_voice_sessions %d\n"
+             "# HELP vap_voice_streams Voice WebSockets open on this gateway (each holds a "
+             "thread; GW_VOICE_MAX_STREAMS at most).\n"
+             "# TYPE vap_voice_streams gauge\nvap_voice_streams %d\n",
              age < 0 ? -1.0 : (double)age / 1000.0, atomic_load(&r->gw->draining),
-             gw_voice_live_workers(), gw_voice_sessions());
+             gw_voice_live_workers(), gw_voice_sessions(), atomic_load(&r->gw->voice_streams));
     text = gw_metrics_render(r->gw->metrics, extra, &len);
     if (!text) {
         gw_reply_error(r, 500, "Internal error");

@@ -22,6 +22,7 @@ struct gw_worker;
 struct gw_twilio;
 
 #define GW_VOICE_FRAME_MAX (64 * 1024) /* largest client frame (1009 beyond) */
+#define GW_WORKER_ID_MAX 96
 
 /* How a stream asked to be served: query string, Authorization header, Twilio start. */
 struct gw_stream_options {
@@ -49,7 +50,7 @@ struct gw_vconn {
     struct gw_ctx *gw;
     struct mg_connection *conn;
     struct gw_worker *worker; /* where the session lives (not owned) */
-    char worker_id[96];
+    char worker_id[GW_WORKER_ID_MAX];
     char session_id[160];
     char agent[64];
     char token_jti[48];
@@ -64,6 +65,7 @@ struct gw_vconn {
     enum gw_vconn_state state;
     int refused_code;        /* REFUSED from the worker while opening */
     char refused_reason[124];
+    bool refused_by_worker; /* the worker answered REFUSED: it holds no session */
     struct gw_out *head, *tail;
     size_t queued_bytes;
     bool closing;            /* a close frame is queued: nothing after it */
@@ -87,12 +89,13 @@ int gw_voice_sessions(void);
 void gw_voice_close_all_resumable(void);
 
 /*
- * Places a new session (least loaded live worker serving agent) or finds the worker of
- * session_id for a resume, registers c, and sends OPEN. Returns 0, VAP_ETOOBIG when the
- * token has max_per_token sessions already, or VAP_EUNAVAIL when no worker can take it.
+ * Places a new session (least loaded live worker serving agent, other than the n_avoid
+ * workers in avoid) or finds the worker of session_id for a resume, registers c, and
+ * sends OPEN. Returns 0, VAP_ETOOBIG when the token has max_per_token sessions already,
+ * or VAP_EUNAVAIL when no worker can take it.
  */
 int gw_voice_open(struct gw_vconn *c, const Vap__SessionOpen *open, const char *resume_id,
-                  int max_per_token);
+                  int max_per_token, const char (*avoid)[GW_WORKER_ID_MAX], int n_avoid);
 /* Sessions of this token open through this gateway (VAP_ETOOBIG / 4429 past the limit). */
 int gw_voice_token_sessions(const char *jti);
 /* Sends a client frame to the session's worker (AUDIO / EVENT / DETACH / CLOSE). */

@@ -26,8 +26,8 @@
 #define VOICE_PATH "/api/voice-agents/stream"
 /* Twilio drops a <Stream> URL's query string, so protocol=twilio has a path of its own. */
 #define VOICE_TWILIO_PATH "/api/voice-agents/stream/twilio"
-#define CLIENT_QUEUE_MAX (2 * 1024 * 1024)
 #define OPEN_WAIT_MS 5000
+#define MAX_PLACEMENTS 3 /* workers tried for one new session */
 
 static struct gw_ctx *G;
 
@@ -129,7 +129,7 @@ void gw_vconn_push(struct gw_vconn *c, int opcode, const void *data, size_t len)
         pthread_mutex_unlock(&c->lock);
         return;
     }
-    if (c->queued_bytes + len > CLIENT_QUEUE_MAX) {
+    if (c->queued_bytes + len > (size_t)G->cfg.voice_client_queue_bytes) {
         char payload[125];
         size_t plen;
         drop_queue_locked(c);
@@ -284,6 +284,32 @@ static void release_grant(struct gw_vconn *c)
  * On any refusal the socket is closed with a code and a reason; returns 0 once open.
  * Native streams call it from the ready handler, Twilio streams on their `start`.
  */
+/* Waits for the worker's answer to OPEN: 0 when open, -1 when refused or silent. */
+static int wait_opened(struct gw_vconn *c)
+{
+    bool gave_up = false;
+    struct timespec ts;
+    int64_t until = vap_wall_ms() + OPEN_WAIT_MS;
+    ts.tv_sec = until / 1000;
+    ts.tv_nsec = (until % 1000) * 1000000L;
+    pthread_mutex_lock(&c->lock);
+    while (c->state == VC_OPENING) {
+        if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) != 0)
+            break;
+    }
+    if (c->state == VC_OPENING) {
+        c->state = VC_ENDED;
+        c->refused_code = 1013;
+        snprintf(c->refused_reason, sizeof(c->refused_reason),
+                 "Voice worker did not answer; try again");
+        gave_up = true;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (gave_up)
+        gw_voice_give_up(c);
+    return c->state == VC_OPEN ? 0 : -1;
+}
+
 int gw_vconn_start(struct mg_connection *conn, struct gw_vconn *c,
                    const struct gw_stream_options *o)
 {
@@ -293,6 +319,7 @@ int gw_vconn_start(struct mg_connection *conn, struct gw_vconn *c,
     int64_t deadline;
     int rv_open;
     const char *resume = o->resume;
+    char tried[MAX_PLACEMENTS][GW_WORKER_ID_MAX];
 
     if (!o->token[0] ||
         vap_token_verify_keys(&G->token_keys, o->token, vap_wall_ms() / 1000, &claims) != 0) {
@@ -355,49 +382,46 @@ int gw_vconn_start(struct mg_connection *conn, struct gw_vconn *c,
     open.resume_session_id = (char *)resume;
     open.request_id = c->request_id;
     c->started_wall_ms = vap_wall_ms();
-    rv_open = gw_voice_open(c, &open, resume, (int)G->cfg.voice_max_per_token);
-    if (rv_open != 0) {
-        release_grant(c);
-        if (rv_open == VAP_ETOOBIG)
-            gw_vconn_refuse(conn, c, 4429, "Too many sessions for this token");
-        else if (resume[0])
-            gw_vconn_refuse(conn, c, 4404, "No such session to resume");
-        else
-            gw_vconn_refuse(conn, c, 1013, "No voice worker available; try again");
-        return -1;
-    }
-    /* Wait for the worker's answer. */
-    {
-        bool gave_up = false;
-        struct timespec ts;
-        int64_t until = vap_wall_ms() + OPEN_WAIT_MS;
-        ts.tv_sec = until / 1000;
-        ts.tv_nsec = (until % 1000) * 1000000L;
-        pthread_mutex_lock(&c->lock);
-        while (c->state == VC_OPENING) {
-            if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) != 0)
-                break;
-        }
-        if (c->state == VC_OPENING) {
-            c->state = VC_ENDED;
-            c->refused_code = 1013;
-            snprintf(c->refused_reason, sizeof(c->refused_reason),
-                     "Voice worker did not answer; try again");
-            gave_up = true;
-        }
-        pthread_mutex_unlock(&c->lock);
-        if (gave_up)
-            gw_voice_give_up(c);
-    }
-    if (c->state != VC_OPEN) {
-        char reason[124];
-        int code = c->refused_code;
-        snprintf(reason, sizeof(reason), "%s", c->refused_reason);
-        gw_voice_unregister(c);
-        if (!resume[0])
+    /* A worker that refuses (full by the time the OPEN reached it: heartbeats lag a
+     * burst, and other gateways place sessions too) holds no session: try another. */
+    for (int attempt = 0;; attempt++) {
+        rv_open = gw_voice_open(c, &open, resume, (int)G->cfg.voice_max_per_token, tried,
+                                attempt);
+        if (rv_open != 0) {
             release_grant(c);
-        gw_vconn_refuse(conn, c, code, reason);
-        return -1;
+            if (rv_open == VAP_ETOOBIG)
+                gw_vconn_refuse(conn, c, 4429, "Too many sessions for this token");
+            else if (resume[0])
+                gw_vconn_refuse(conn, c, 4404, "No such session to resume");
+            else if (attempt > 0)
+                gw_vconn_refuse(conn, c, 1013, "Every voice worker is full; try again");
+            else
+                gw_vconn_refuse(conn, c, 1013, "No voice worker available; try again");
+            return -1;
+        }
+        if (wait_opened(c) == 0)
+            break;
+        if (!resume[0] && c->refused_by_worker && c->refused_code == 1013 &&
+            attempt + 1 < MAX_PLACEMENTS) {
+            snprintf(tried[attempt], sizeof(tried[attempt]), "%s", c->worker_id);
+            gw_voice_unregister(c);
+            pthread_mutex_lock(&c->lock);
+            c->state = VC_OPENING;
+            c->refused_by_worker = false;
+            c->refused_code = 0;
+            pthread_mutex_unlock(&c->lock);
+            continue;
+        }
+        {
+            char reason[124];
+            int code = c->refused_code;
+            snprintf(reason, sizeof(reason), "%s", c->refused_reason);
+            gw_voice_unregister(c);
+            if (!resume[0])
+                release_grant(c);
+            gw_vconn_refuse(conn, c, code, reason);
+            return -1;
+        }
     }
     vap_info(c->request_id, "voice session open session=%s worker=%s agent=%s protocol=%s "
              "resumed=%d", c->session_id, c->worker_id, c->agent, o->protocol, resume[0] != 0);
@@ -434,6 +458,13 @@ static void ready_handler(struct mg_connection *conn, void *cbdata)
     snprintf(c->request_id, sizeof(c->request_id), "%s-%llx", G->request_id_prefix,
              (unsigned long long)atomic_fetch_add(&G->request_counter, 1));
     mg_set_user_connection_data(conn, c);
+    if (atomic_fetch_add(&G->voice_streams, 1) >= G->cfg.voice_max_streams) {
+        /* Threads are kept for REST: the client may retry or use another gateway. */
+        gw_vconn_refuse(conn, c, 1013, "This gateway has all the voice streams it can hold; "
+                                       "try again");
+        free(o);
+        return;
+    }
 
     query_var(ri, "agent_type", c->agent, sizeof(c->agent));
     query_var(ri, "codec", o->codec, sizeof(o->codec));
@@ -529,6 +560,7 @@ static void close_handler(const struct mg_connection *conn, void *cbdata)
     (void)cbdata;
     if (!c)
         return;
+    atomic_fetch_sub(&G->voice_streams, 1);
     pthread_mutex_lock(&c->lock);
     was_open = c->state == VC_OPEN;
     c->state = VC_ENDED;

@@ -160,6 +160,7 @@ static void route_frame(const Vap__LinkFrame *f)
     case VAP__LINK_FRAME__KIND__REFUSED:
         pthread_mutex_lock(&c->lock);
         c->refused_code = f->close_code ? f->close_code : 1011;
+        c->refused_by_worker = true;
         snprintf(c->refused_reason, sizeof(c->refused_reason), "%s", f->reason);
         c->state = VC_ENDED;
         pthread_cond_broadcast(&c->cond);
@@ -582,8 +583,17 @@ int gw_voice_token_sessions(const char *jti)
     return n;
 }
 
+static bool avoided(const struct gw_worker *w, const char (*avoid)[GW_WORKER_ID_MAX],
+                    int n_avoid)
+{
+    for (int i = 0; i < n_avoid; i++)
+        if (strcmp(w->id, avoid[i]) == 0)
+            return true;
+    return false;
+}
+
 int gw_voice_open(struct gw_vconn *c, const Vap__SessionOpen *open, const char *resume_id,
-                  int max_per_token)
+                  int max_per_token, const char (*avoid)[GW_WORKER_ID_MAX], int n_avoid)
 {
     Vap__LinkFrame f = VAP__LINK_FRAME__INIT;
     struct gw_worker *best = NULL;
@@ -605,7 +615,8 @@ int gw_voice_open(struct gw_vconn *c, const Vap__SessionOpen *open, const char *
     } else {
         for (struct gw_worker *w = V.workers; w; w = w->next) {
             double load;
-            if (!usable_locked(w, open->agent_type) || w->capacity <= 0)
+            if (!usable_locked(w, open->agent_type) || w->capacity <= 0 ||
+                avoided(w, avoid, n_avoid))
                 continue;
             if (w->active + w->placed >= w->capacity)
                 continue;

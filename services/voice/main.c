@@ -77,7 +77,8 @@ static void send_heartbeat(struct voice_worker *w, uint64_t seq)
     hb.worker_id = (char *)w->cfg.worker_id;
     hb.media_url = (char *)(w->cfg.advertise_url[0] ? w->cfg.advertise_url : w->cfg.media_url);
     hb.capacity = (int32_t)w->cfg.capacity;
-    hb.active = voice_sessions_active(w);
+    /* Sessions being opened count: a gateway placing a burst must see them. */
+    hb.active = voice_sessions_active(w) + atomic_load(&w->opening);
     hb.draining = atomic_load(&w->draining) != 0;
     hb.seq = seq;
     for (size_t i = 0; i < w->n_rts && i < 64; i++)

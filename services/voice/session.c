@@ -1,7 +1,7 @@
 /*
- * Session lifecycle inside a worker: open (capacity, draining, decoder from the pool),
- * resume after a dropped socket (same token, within the resume window), delivery of the
- * gateway's frames to the session's input queue, detach when a gateway goes away, and
+ * Session lifecycle inside a worker: open (capacity, draining; a speech decoder is lent
+ * per utterance by stt.c), resume after a dropped socket (same token, within the resume
+ * window), delivery of the gateway's frames to the session's input queue, detach when a gateway goes away, and
  * the single end of every session (session.ended with totals, close, usage record).
  * The session list is guarded by w->lock; the playout thread reaps ended sessions.
  */
