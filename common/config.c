@@ -1,6 +1,7 @@
 /* Table-driven environment configuration (see config.h). */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +22,32 @@ static int parse_long(const char *text, long *out)
     return 0;
 }
 
+const char *vap_config_getenv(const char *name)
+{
+    const char *service = getenv("VAP_SERVICE_NAME");
+    const char *value;
+    if (service && service[0]) {
+        char key[128];
+        size_t n = strlen(name);
+        int len = snprintf(key, sizeof(key), "%s_%s", name, service);
+        if (len > 0 && (size_t)len < sizeof(key)) {
+            for (size_t i = n + 1; key[i]; i++)
+                key[i] = (char)toupper((unsigned char)key[i]);
+            value = getenv(key);
+            if (value && value[0])
+                return value;
+        }
+    }
+    value = getenv(name);
+    return value && value[0] ? value : NULL;
+}
+
 int vap_config_load(const struct vap_config_item *items, size_t count, char *err,
                     size_t err_size)
 {
     for (size_t i = 0; i < count; i++) {
         const struct vap_config_item *it = &items[i];
-        const char *value = getenv(it->name);
+        const char *value = vap_config_getenv(it->name);
         if (value == NULL || value[0] == '\0')
             value = it->default_value;
         if (value == NULL) {

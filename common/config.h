@@ -4,6 +4,10 @@
  * fills the targets, fails at startup naming the variable and the bad value, and
  * vap_config_log() prints the effective configuration with secrets masked.
  * Not reloadable: settings are read once at start.
+ *
+ * Every setting NAME can be given for one service only as NAME_<SERVICE> (the service
+ * name vap-supervisor passes in VAP_SERVICE_NAME, upper-cased: DATABASE_URL_AUTH,
+ * METRICS_ADDR_VOICE2), which wins over NAME: one environment serves every process.
  */
 #ifndef VAP_CONFIG_H
 #define VAP_CONFIG_H
@@ -25,8 +29,11 @@ struct vap_config_item {
     const char *help;
 };
 
+/* NAME_<SERVICE> if set and not empty, else NAME if set and not empty, else NULL. */
+const char *vap_config_getenv(const char *name);
+
 /*
- * Reads every item from the environment (falling back to its default). On error writes
+ * Reads every item from the environment (vap_config_getenv) (falling back to its default). On error writes
  * "NAME: reason (value ...)" into err and returns VAP_EINVAL; secrets' values are not
  * echoed. Strings are not copied: they live as long as the environment.
  */

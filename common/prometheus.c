@@ -16,6 +16,7 @@
 
 #include <civetweb.h>
 
+#include "config.h"
 #include "err.h"
 #include "log.h"
 #include "prometheus.h"
@@ -293,23 +294,14 @@ static int not_found(struct mg_connection *conn, void *cbdata)
 
 int vap_metrics_serve_from_env(void)
 {
-    const char *service = getenv("VAP_SERVICE_NAME");
-    const char *addr = NULL;
-    char key[96], port[80];
+    const char *addr = vap_config_getenv("METRICS_ADDR");
+    char port[80];
     const char *options[] = {"listening_ports", port, "num_threads", "2",
                              "request_timeout_ms", "5000", NULL};
     struct mg_callbacks cb;
     struct mg_server_port ports[1];
 
-    if (service && service[0]) {
-        size_t n = (size_t)snprintf(key, sizeof(key), "METRICS_ADDR_%s", service);
-        for (size_t i = 13; i < n && i < sizeof(key); i++)
-            key[i] = (char)toupper((unsigned char)key[i]);
-        addr = getenv(key);
-    }
-    if (!addr || !addr[0])
-        addr = getenv("METRICS_ADDR");
-    if (!addr || !addr[0])
+    if (!addr)
         return 0;
     if (strlen(addr) >= sizeof(port) || !strchr(addr, ':')) {
         vap_error(NULL, "METRICS_ADDR must be host:port, got \"%s\"", addr);

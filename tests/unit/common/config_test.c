@@ -24,6 +24,9 @@ static int reset(void **state)
     unsetenv("VAPT_STR");
     unsetenv("VAPT_INT");
     unsetenv("VAPT_SECRET");
+    unsetenv("VAPT_STR_AUTH");
+    unsetenv("VAPT_INT_VOICE2");
+    unsetenv("VAP_SERVICE_NAME");
     return 0;
 }
 
@@ -45,6 +48,29 @@ static void test_environment_overrides_defaults(void **state)
     assert_int_equal(vap_config_load(table, 2, err, sizeof(err)), 0);
     assert_string_equal(str_value, "given");
     assert_int_equal(int_value, 10);
+}
+
+static void test_a_service_setting_wins_for_that_service_only(void **state)
+{
+    char err[128];
+    (void)state;
+    setenv("VAPT_STR", "shared", 1);
+    setenv("VAPT_STR_AUTH", "auth's own", 1);
+    setenv("VAPT_INT_VOICE2", "3", 1);
+    setenv("VAP_SERVICE_NAME", "auth", 1);
+    assert_int_equal(vap_config_load(table, 2, err, sizeof(err)), 0);
+    assert_string_equal(str_value, "auth's own");
+    assert_int_equal(int_value, 8);
+    setenv("VAP_SERVICE_NAME", "voice2", 1);
+    assert_int_equal(vap_config_load(table, 2, err, sizeof(err)), 0);
+    assert_string_equal(str_value, "shared");
+    assert_int_equal(int_value, 3);
+    setenv("VAPT_INT_VOICE2", "", 1); /* empty: not set */
+    assert_int_equal(vap_config_load(table, 2, err, sizeof(err)), 0);
+    assert_int_equal(int_value, 8);
+    unsetenv("VAP_SERVICE_NAME");
+    assert_string_equal(vap_config_getenv("VAPT_STR"), "shared");
+    assert_null(vap_config_getenv("VAPT_INT"));
 }
 
 static void test_out_of_range_names_setting_and_value(void **state)
@@ -90,6 +116,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_defaults_apply_when_unset, reset),
         cmocka_unit_test_setup(test_environment_overrides_defaults, reset),
+        cmocka_unit_test_setup(test_a_service_setting_wins_for_that_service_only, reset),
         cmocka_unit_test_setup(test_out_of_range_names_setting_and_value, reset),
         cmocka_unit_test_setup(test_not_an_integer_is_refused, reset),
         cmocka_unit_test_setup(test_missing_required_secret_is_named_not_echoed, reset),
