@@ -37,10 +37,28 @@ int vap_migrate(PGconn *conn, const char *schema, const struct vap_embedded_file
     rv = vap_db_command(conn, NULL, "SELECT pg_advisory_xact_lock(7365826001)");
     if (rv != 0)
         goto fail;
+    {
+        /* A service role that owns its schema (deploy/db-roles.sh) may not create
+         * schemas, and CREATE SCHEMA IF NOT EXISTS checks that right first: ask. */
+        PGresult *res = NULL;
+        const char *params[1] = {schema};
+        rv = vap_db_exec(conn, NULL, "SELECT 1 FROM pg_namespace WHERE nspname = $1", 1, params,
+                         &res);
+        if (rv != 0)
+            goto fail;
+        int exists = PQntuples(res) > 0;
+        PQclear(res);
+        if (!exists) {
+            snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", schema);
+            rv = vap_db_command(conn, NULL, sql);
+            if (rv != 0)
+                goto fail;
+        }
+    }
     snprintf(sql, sizeof(sql),
-             "CREATE SCHEMA IF NOT EXISTS %s; CREATE TABLE IF NOT EXISTS %s.schema_migrations"
+             "CREATE TABLE IF NOT EXISTS %s.schema_migrations"
              " (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-             schema, schema);
+             schema);
     rv = vap_db_command(conn, NULL, sql);
     if (rv != 0)
         goto fail;

@@ -36,7 +36,7 @@ class PgCluster:
     """A throwaway PostgreSQL cluster listening on 127.0.0.1 and a private socket.
     Tests run it with fsync off (speed); durable=True keeps fsync on (benchmarks)."""
 
-    def __init__(self, tmpdir=None, durable=False):
+    def __init__(self, tmpdir=None, durable=False, service_roles=True):
         self.dir = tmpdir or tempfile.mkdtemp(prefix="vap-pg-")
         self.data = os.path.join(self.dir, "data")
         self.sock = os.path.join(self.dir, "sock")
@@ -60,12 +60,46 @@ class PgCluster:
                "CREATE DATABASE vap OWNER vap;")
         for stmt in sql.split(";"):
             if stmt:
-                subprocess.run(_as_postgres(["psql", "-h", self.sock, "-p", str(self.port),
-                                             "-U", "postgres", "-qc", stmt]), check=True)
+                self.psql(stmt, db="postgres")
+        # Each service logs in as its own role, as ./portal up sets it up.
+        self.auth_password = secrets.token_hex(12)
+        self.usage_password = secrets.token_hex(12)
+        if service_roles:
+            self.create_service_roles()
+
+    def create_service_roles(self):
+        """Runs deploy/db-roles.sh (idempotent; moves schemas another role owns)."""
+        roles = subprocess.run([os.path.join(REPO, "deploy", "db-roles.sh"), self.auth_password,
+                                self.usage_password], check=True, capture_output=True,
+                               text=True).stdout
+        self.psql(None, stdin=roles)
+
+    def psql(self, sql, db="vap", stdin=None, user="postgres", password=None, check=True):
+        """Runs SQL (or stdin) in db as user (postgres: over the socket; others: TCP)."""
+        if user == "postgres":
+            cmd = _as_postgres(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", self.sock,
+                                "-p", str(self.port), "-U", "postgres", "-d", db])
+            env = None
+        else:
+            cmd = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+                   str(self.port), "-U", user, "-d", db]
+            env = dict(os.environ, PGPASSWORD=password)
+        if sql is not None:
+            cmd += ["-c", sql]
+        return subprocess.run(cmd, input=stdin, env=env, check=check, capture_output=True,
+                              text=True)
 
     @property
     def url(self):
         return f"postgresql://vap:{self.password}@127.0.0.1:{self.port}/vap"
+
+    @property
+    def auth_url(self):
+        return f"postgresql://vap_auth:{self.auth_password}@127.0.0.1:{self.port}/vap"
+
+    @property
+    def usage_url(self):
+        return f"postgresql://vap_usage:{self.usage_password}@127.0.0.1:{self.port}/vap"
 
     def start(self):
         subprocess.run(_as_postgres([f"{PG_BIN}/pg_ctl", "-D", self.data, "-w", "-l",
@@ -137,6 +171,9 @@ class Stack:
             "VOICE_MEDIA_URL": "tcp://127.0.0.1:0",
             "VOICE_CACHE_DIR": voice_cache_dir(),
             "DATABASE_URL": pg.url,
+            # least privilege: each service's own role (deploy/db-roles.sh)
+            "DATABASE_URL_AUTH": getattr(pg, "auth_url", pg.url),
+            "DATABASE_URL_USAGE": getattr(pg, "usage_url", pg.url),
             "SECRET_KEY": secrets.token_hex(32),
             "WEB_DIR": os.path.join(REPO, "web"),
             "AGENTS_DIR": os.path.join(REPO, "config", "agents"),

@@ -200,9 +200,13 @@ def test_yamllint_passes_on_all_yaml():
 # docker-compose
 
 
+COMPOSE_SECRETS = {"SECRET_KEY": "0" * 64, "POSTGRES_PASSWORD": "pw",
+                   "AUTH_DB_PASSWORD": "apw", "USAGE_DB_PASSWORD": "upw"}
+
+
 def compose_env(**extra):
     env = {k: v for k, v in os.environ.items()
-           if k not in ("SECRET_KEY", "POSTGRES_PASSWORD", "CLAUDE_API_KEY")}
+           if k not in (*COMPOSE_SECRETS, "CLAUDE_API_KEY")}
     env.update(extra)
     return env
 
@@ -211,7 +215,7 @@ def compose_env(**extra):
 def compose():
     exe = need_tool("docker-compose", "docker-compose")
     r = subprocess.run([exe, "-f", COMPOSE, "config"], cwd=ROOT, capture_output=True,
-                       text=True, env=compose_env(SECRET_KEY="0" * 64, POSTGRES_PASSWORD="pw"))
+                       text=True, env=compose_env(**COMPOSE_SECRETS))
     assert r.returncode == 0, f"docker-compose config failed:\n{r.stderr}"
     return yaml.safe_load(r.stdout)
 
@@ -227,10 +231,10 @@ def test_compose_config_renders(compose):
     assert set(compose["services"]) == {"postgres", *SERVICES}
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "POSTGRES_PASSWORD"])
+@pytest.mark.parametrize("missing", sorted(COMPOSE_SECRETS))
 def test_compose_requires_secrets_from_environment(missing):
     exe = need_tool("docker-compose", "docker-compose")
-    env = compose_env(SECRET_KEY="0" * 64, POSTGRES_PASSWORD="pw")
+    env = compose_env(**COMPOSE_SECRETS)
     del env[missing]
     r = subprocess.run([exe, "-f", COMPOSE, "config"], cwd=ROOT, capture_output=True,
                        text=True, env=env)
@@ -276,8 +280,13 @@ def test_compose_secrets(compose):
     s = compose["services"]
     assert env_of(s["gateway"])["SECRET_KEY"] == "0" * 64
     assert env_of(s["auth"])["SECRET_KEY"] == "0" * 64
-    assert "pw@postgres:" in env_of(s["auth"])["DATABASE_URL"]
-    assert "pw@postgres:" in env_of(s["usage"])["DATABASE_URL"]
+    # each service logs in as its own role (deploy/db-roles.sh)
+    assert "//vap_auth:apw@postgres:" in env_of(s["auth"])["DATABASE_URL"]
+    assert "//vap_usage:upw@postgres:" in env_of(s["usage"])["DATABASE_URL"]
+    pg = s["postgres"]
+    mounts = [v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in pg["volumes"]]
+    assert any("postgres-init.sh" in m and "/docker-entrypoint-initdb.d/" in m for m in mounts)
+    assert any("db-roles.sh" in m for m in mounts)
     assert env_of(s["voice"]).get("CLAUDE_API_KEY", "") == ""  # optional
 
 
@@ -577,9 +586,10 @@ def test_k8s_probes(deployments):
 def test_k8s_secret_and_configmap_refs(deployments, manifests):
     secret = of_kind(manifests, "Secret")["vap-secrets"]
     keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
-    assert {"SECRET_KEY", "DATABASE_URL", "CLAUDE_API_KEY"} <= keys
+    assert {"SECRET_KEY", "AUTH_DATABASE_URL", "USAGE_DATABASE_URL", "CLAUDE_API_KEY"} <= keys
     needs = {"gateway": {"SECRET_KEY"}, "auth": {"SECRET_KEY", "DATABASE_URL"},
              "usage": {"DATABASE_URL"}, "voice": {"CLAUDE_API_KEY"}}
+    db_key = {"auth": "AUTH_DATABASE_URL", "usage": "USAGE_DATABASE_URL"}
     for name, dep in deployments.items():
         refs = {}
         for e in container(dep).get("env", []):
@@ -588,6 +598,8 @@ def test_k8s_secret_and_configmap_refs(deployments, manifests):
                 assert ref["name"] == "vap-secrets" and ref["key"] in keys, (name, ref)
                 refs[e["name"]] = ref
         assert needs[name] <= set(refs), f"{name}: secrets {set(refs)}"
+        if name in db_key:  # each service's own database role
+            assert refs["DATABASE_URL"]["key"] == db_key[name], (name, refs["DATABASE_URL"])
         for e in container(dep).get("env", []):
             if e["name"] in {"SECRET_KEY", "DATABASE_URL", "CLAUDE_API_KEY", "LLM_API_KEY"}:
                 assert "value" not in e, f"{name}: {e['name']} in plain text, not a Secret"
