@@ -13,6 +13,8 @@
  * agent's reply at exactly what the caller heard; the other native events have no
  * Twilio form and are not sent. Malformed input closes the stream with 1008 (1003 for
  * binary frames, 1009 for oversize ones) and a reason; other sessions are not touched.
+ * A bridge that does not send `start` within START_WAIT_MS is closed (1008): until then
+ * the stream is not authenticated, and must not hold a gateway thread for long.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -27,6 +29,7 @@
 #include "voice_gw.h"
 
 #define MARK_EVERY_MS 100
+#define START_WAIT_MS 10000 /* a bridge sends `start` right after `connected` */
 #define MEDIA_MAX_BYTES 960 /* 120 ms of 8 kHz mu-law: the worker's largest frame */
 #define MULAW_FRAME_BYTES 160
 #define STREAM_SID_MAX 64
@@ -44,7 +47,35 @@ struct gw_twilio {
     /* Shared with the bridge's thread. */
     pthread_mutex_t lock;
     int cleared_turn; /* marks of this turn or older are stale (the caller barged in) */
+
+    /* The start watchdog: closes a stream still without `start` at START_WAIT_MS. */
+    pthread_t watchdog;
+    bool watchdog_started, watchdog_stop, timed_out;
+    pthread_cond_t cond; /* with lock: `start` came, or the stream is gone */
+    int64_t accepted_ms;
+    struct gw_vconn *c;
 };
+
+static void *watchdog_main(void *arg)
+{
+    struct gw_twilio *t = arg;
+    struct timespec ts;
+    int64_t until = vap_wall_ms() + START_WAIT_MS;
+    bool late;
+    ts.tv_sec = until / 1000;
+    ts.tv_nsec = (until % 1000) * 1000000L;
+    pthread_mutex_lock(&t->lock);
+    while (!t->started && !t->watchdog_stop) {
+        if (pthread_cond_timedwait(&t->cond, &t->lock, &ts) != 0)
+            break;
+    }
+    late = !t->started && !t->watchdog_stop;
+    t->timed_out = late; /* a `start` from now on is too late */
+    pthread_mutex_unlock(&t->lock);
+    if (late)
+        gw_vconn_refuse(t->c->conn, t->c, 1008, "Twilio protocol: no start event within 10 s");
+    return NULL;
+}
 
 int gw_twilio_accept(struct gw_vconn *c, const struct gw_stream_options *query)
 {
@@ -54,8 +85,12 @@ int gw_twilio_accept(struct gw_vconn *c, const struct gw_stream_options *query)
     t->query = *query;
     t->turn = -1;
     t->cleared_turn = -1;
+    t->c = c;
+    t->accepted_ms = vap_now_ms();
     pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->cond, NULL);
     c->twilio = t;
+    t->watchdog_started = pthread_create(&t->watchdog, NULL, watchdog_main, t) == 0;
     vap_info(c->request_id, "voice stream (twilio) connected; waiting for start");
     return 0;
 }
@@ -64,7 +99,15 @@ void gw_twilio_free(struct gw_twilio *t)
 {
     if (!t)
         return;
+    if (t->watchdog_started) {
+        pthread_mutex_lock(&t->lock);
+        t->watchdog_stop = true;
+        pthread_cond_broadcast(&t->cond);
+        pthread_mutex_unlock(&t->lock);
+        pthread_join(t->watchdog, NULL);
+    }
     sodium_memzero(t->query.token, sizeof(t->query.token));
+    pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->lock);
     free(t);
 }
@@ -119,7 +162,14 @@ static void on_start(struct mg_connection *conn, struct gw_vconn *c, json_t *msg
         fail(conn, c, 1008, "Twilio protocol: a second start");
         return;
     }
+    pthread_mutex_lock(&t->lock);
+    if (t->timed_out) { /* the watchdog is closing the stream */
+        pthread_mutex_unlock(&t->lock);
+        return;
+    }
     t->started = true;
+    pthread_cond_broadcast(&t->cond);
+    pthread_mutex_unlock(&t->lock);
     if (!json_is_object(start)) {
         fail(conn, c, 1008, "Twilio protocol: start needs a start object");
         return;
@@ -236,7 +286,9 @@ int gw_twilio_client_frame(struct mg_connection *conn, struct gw_vconn *c, int o
     pthread_mutex_lock(&c->lock);
     ended = c->closing || (c->state == VC_ENDED);
     pthread_mutex_unlock(&c->lock);
-    if (ended || c->twilio->stopped)
+    if (ended) /* we said why we close; a client that keeps sending is cut off */
+        return 0;
+    if (c->twilio->stopped)
         return 1;
     if (opcode == MG_WEBSOCKET_OPCODE_BINARY) {
         fail(conn, c, 1003, "Twilio protocol: messages are JSON text frames");

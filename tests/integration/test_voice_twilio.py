@@ -211,6 +211,17 @@ def test_media_before_start_and_wrong_format_are_refused(tstack):
     c.close()
 
 
+def test_a_bridge_that_never_starts_is_closed(tstack):
+    """Until `start` a stream is not authenticated: it may not hold a thread for long."""
+    c = TwilioClient(tstack.url, None, agent="hospital", start=False)
+    c.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+    t0 = time.monotonic()
+    code, reason = c.wait_closed(20)
+    assert code == 1008 and "no start" in reason, (code, reason)
+    assert 9 < time.monotonic() - t0 < 15
+    c.close()
+
+
 def test_usage_records_the_twilio_session(tstack):
     token, otp = visitor(tstack, "hospital")
     c = TwilioClient(tstack.url, token, agent="hospital")
