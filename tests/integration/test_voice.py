@@ -44,7 +44,9 @@ def wer(ref, hyp):
 def vstack():
     cluster = PgCluster()
     s = Stack(cluster, voice_workers=2,
-              extra_env={"VOICE_RESUME_WINDOW_MS": "30000", "VOICE_CAPACITY": "8"}).start()
+              # 16 (the default): a test's closed sessions wait 30 s for a resume and hold
+              # their places meanwhile, and later tests must still find room
+              extra_env={"VOICE_RESUME_WINDOW_MS": "30000", "VOICE_CAPACITY": "16"}).start()
     s.wait_voice_workers(2, timeout=120)
     from conftest import _stacks
     _stacks.append(s)

@@ -1,8 +1,10 @@
 """Voice sessions with the LLM engines: a worker configured with CLAUDE_API_KEY (or
 LLM_BASE_URL) talks to a local mock speaking the real streaming wire formats
 (tests/mock_llm/mock_llm.py). The reply is streamed, spoken and carries the agent's
-system prompt and the session's history; a failing LLM (500, hang, broken stream) gives
-an `error` event and a spoken apology, and the session goes on."""
+system prompt and the session's history; a failing LLM (500, a hang, a stall after the
+headers, bytes trickling in, a stream closed midway, broken JSON) gives an `error` event
+and a spoken apology within the deadlines, the session goes on, and a hung request
+holds up no other session."""
 import json
 import os
 import subprocess
@@ -96,7 +98,7 @@ def test_reply_streams_from_the_llm_with_prompt_and_history(llm_stack, mock):
     c.close()
 
 
-@pytest.mark.parametrize("fault", ["500", "HANG", "CLOSE", "MALFORMED"])
+@pytest.mark.parametrize("fault", ["500", "HANG", "STALL", "TRICKLE", "CLOSE", "MALFORMED"])
 def test_llm_failure_is_an_error_and_an_apology_not_a_dead_session(llm_stack, mock, fault):
     token, _ = visitor(llm_stack, "realestate")
     c = VoiceClient(llm_stack.url, token, agent="realestate")
@@ -115,6 +117,28 @@ def test_llm_failure_is_an_error_and_an_apology_not_a_dead_session(llm_stack, mo
     c.send_event(type="input_text", text="Do you have a flat in Springfield")
     assert "springfield" in final_text(c, 2).lower()
     c.close()
+
+
+def test_a_hung_llm_holds_up_only_its_own_session(llm_stack, mock):
+    """One session's LLM request hangs; another session's reply streams meanwhile."""
+    token_a, _ = visitor(llm_stack, "realestate")
+    token_b, _ = visitor(llm_stack, "realestate")
+    a = VoiceClient(llm_stack.url, token_a, agent="realestate")
+    b = VoiceClient(llm_stack.url, token_b, agent="realestate")
+    a.wait_type("session.started")
+    b.wait_type("session.started")
+    a.send_event(type="input_text", text="FAULT_HANG tell me about houses")
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    b.send_event(type="input_text", text="Do you have a flat in Springfield")
+    assert "springfield" in final_text(b, 1).lower()
+    assert time.monotonic() - t0 < 3, "the other session waited on the hung request"
+    assert not a.of_type("error"), "the hung request ended before the other reply"
+    err = a.wait_type("error", timeout=15)
+    assert err["code"] in ("llm_error", "llm_timeout"), err
+    assert "sorry" in final_text(a, 1).lower()
+    a.close()
+    b.close()
 
 
 def test_greeting_cut_short_is_not_in_the_history(llm_stack, mock):
