@@ -28,6 +28,7 @@ struct auth_ctx {
     long token_ttl_s;
     struct auth_throttle *throttle_addr;  /* failed logins per client address */
     struct auth_throttle *throttle_user;  /* failed admin logins per username */
+    struct auth_throttle *throttle_net;   /* failed code logins per network (/24, /64) */
     pthread_mutex_t events_lock;          /* keeps seq order equal to publish order */
     char instance[33];
     atomic_uint_fast64_t seq;             /* last event seq published */

@@ -41,6 +41,7 @@ static struct {
     long statement_timeout_ms;
     long throttle_max;
     long throttle_user_max;
+    long throttle_net_max;
     long throttle_window_s;
     long throttle_block_s;
 } cfg;
@@ -65,6 +66,8 @@ static const struct vap_config_item config_table[] = {
     {"THROTTLE_MAX_FAILURES", VAP_CONFIG_INT, "10", 1, 100000, 0, &cfg.throttle_max, NULL},
     {"THROTTLE_USER_MAX_FAILURES", VAP_CONFIG_INT, "30", 1, 100000, 0, &cfg.throttle_user_max,
      NULL},
+    {"THROTTLE_NET_MAX_FAILURES", VAP_CONFIG_INT, "50", 1, 1000000, 0, &cfg.throttle_net_max,
+     "failed code logins per window from one /24 (IPv4) or /64 (IPv6) network"},
     {"THROTTLE_WINDOW_S", VAP_CONFIG_INT, "300", 1, 86400, 0, &cfg.throttle_window_s, NULL},
     {"THROTTLE_BLOCK_S", VAP_CONFIG_INT, "300", 1, 86400, 0, &cfg.throttle_block_s, NULL},
 };
@@ -154,6 +157,8 @@ int main(void)
     if (make_throttle(&ctx.throttle_addr, cfg.throttle_max, cfg.throttle_window_s,
                       cfg.throttle_block_s) != 0 ||
         make_throttle(&ctx.throttle_user, cfg.throttle_user_max, cfg.throttle_window_s,
+                      cfg.throttle_block_s) != 0 ||
+        make_throttle(&ctx.throttle_net, cfg.throttle_net_max, cfg.throttle_window_s,
                       cfg.throttle_block_s) != 0) {
         vap_error(NULL, "cannot allocate throttle tables");
         return 1;
@@ -200,6 +205,7 @@ int main(void)
     vap_pub_close(ctx.events);
     vap_db_pool_destroy(ctx.db);
     auth_throttle_destroy(ctx.throttle_addr);
+    auth_throttle_destroy(ctx.throttle_net);
     auth_throttle_destroy(ctx.throttle_user);
     /* Every socket is closed and every thread joined: free nng's global state too, so a
      * message still queued on a closed socket is not reported as leaked. */

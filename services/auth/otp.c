@@ -66,6 +66,15 @@ out:
     free(otps);
 }
 
+/* A failed code login counts for the address and for its network: guessing from many
+ * addresses of one network (a /24, a /64) is throttled as one. */
+static void code_failure(struct auth_ctx *ctx, const char *addr_key, const char *net_key)
+{
+    int64_t now = vap_now_ms();
+    auth_throttle_fail(ctx->throttle_addr, addr_key, now);
+    auth_throttle_fail(ctx->throttle_net, net_key, now);
+}
+
 void auth_login_otp(void *user, const struct vap_rpc_request *req,
                     struct vap_rpc_response *resp)
 {
@@ -73,7 +82,7 @@ void auth_login_otp(void *user, const struct vap_rpc_request *req,
     const Vap__LoginOtpRequest *in = (const Vap__LoginOtpRequest *)req->body;
     uint8_t hash[AUTH_CODE_HASH_LEN];
     char hash_hex[2 * AUTH_CODE_HASH_LEN + 3], prev_hex[2 * AUTH_CODE_HASH_LEN + 3];
-    char addr_key[80];
+    char addr_key[80], net[64], net_key[80];
     const char *params[2] = {hash_hex, prev_hex};
     struct vap_token_claims claims;
     PGconn *conn = NULL;
@@ -82,14 +91,18 @@ void auth_login_otp(void *user, const struct vap_rpc_request *req,
     int rv;
 
     snprintf(addr_key, sizeof(addr_key), "otp:%s", in->client_addr);
+    auth_throttle_network(in->client_addr, net, sizeof(net));
+    snprintf(net_key, sizeof(net_key), "otpnet:%s", net);
     wait = auth_throttle_check(ctx->throttle_addr, addr_key, vap_now_ms());
+    if (wait == 0)
+        wait = auth_throttle_check(ctx->throttle_net, net_key, vap_now_ms());
     if (wait > 0) {
         vap_rpc_response_error(resp, 429, "Too many failed attempts; try again later");
         resp->retry_after = wait;
         return;
     }
     if (!auth_codes_valid(in->code)) {
-        auth_throttle_fail(ctx->throttle_addr, addr_key, vap_now_ms());
+        code_failure(ctx, addr_key, net_key);
         vap_rpc_response_error(resp, 401, "Invalid or expired OTP");
         return;
     }
@@ -119,7 +132,7 @@ void auth_login_otp(void *user, const struct vap_rpc_request *req,
     }
     if (PQntuples(res) == 0) {
         PQclear(res);
-        auth_throttle_fail(ctx->throttle_addr, addr_key, vap_now_ms());
+        code_failure(ctx, addr_key, net_key);
         vap_info(req->request_id, "otp login failed: unknown code addr=%s", in->client_addr);
         vap_rpc_response_error(resp, 401, "Invalid or expired OTP");
         return;
@@ -129,7 +142,7 @@ void auth_login_otp(void *user, const struct vap_rpc_request *req,
     if (PQgetvalue(res, 0, 1)[0] != 't' || PQgetvalue(res, 0, 2)[0] != 't') {
         int inactive = PQgetvalue(res, 0, 1)[0] != 't';
         PQclear(res);
-        auth_throttle_fail(ctx->throttle_addr, addr_key, vap_now_ms());
+        code_failure(ctx, addr_key, net_key);
         vap_rpc_response_error(resp, 403,
                                inactive ? "OTP is inactive" : "OTP has no remaining uses");
         return;

@@ -24,7 +24,8 @@ NEW_PASSWORD = "resilient-password-1"
 def rstack():
     cluster = PgCluster()
     s = Stack(cluster, extra_env={"LOG_LEVEL": "debug", "THROTTLE_MAX_FAILURES": "4",
-                                  "THROTTLE_USER_MAX_FAILURES": "10"}).start()
+                                  "THROTTLE_USER_MAX_FAILURES": "10",
+                                  "THROTTLE_NET_MAX_FAILURES": "10"}).start()
     conftest._stacks.append(s)  # its logs are scanned for sanitizer reports at the end
     s.state = {"password": "adminc@w", "secrets": ["adminc@w", NEW_PASSWORD], "extra": None}
     yield s
@@ -192,6 +193,37 @@ def test_secrets_stay_out_of_debug_logs(rstack):
     for name, text in logs.items():
         for secret in secrets:
             assert secret not in text, f"a secret ({secret[:4]}...) is in the {name} log"
+
+
+def test_code_guessing_spread_over_a_network_hits_the_network_throttle(rstack):
+    """THROTTLE_NET_MAX_FAILURES=10 per /24: three wrong codes from each of five
+    addresses of 127.0.9.0/24 stay under the per-address limit (4) but not the network's;
+    a visitor from another network still logs in."""
+    s = rstack
+    token_admin = admin(s)
+    otp = new_otp(s.url, token_admin, 3)
+    s.state["secrets"].append(otp["code"])
+    wrong = f"{(int(otp['code']) + 1) % 1000000:06d}"
+    statuses = []
+    for a in range(1, 6):
+        for _ in range(3):
+            status, _, _ = raw_request(s.url, "POST", "/api/auth/login/otp",
+                                       json.dumps({"otp_code": wrong}).encode(),
+                                       {"Content-Type": "application/json"},
+                                       source=f"127.0.9.{a}")
+            statuses.append(status)
+    assert statuses[:9] == [401] * 9, statuses
+    assert statuses[10:] == [429] * 5, statuses
+    # Even the right code is refused from that network until the block ends...
+    status, headers, _ = raw_request(s.url, "POST", "/api/auth/login/otp",
+                                     json.dumps({"otp_code": otp["code"]}).encode(),
+                                     {"Content-Type": "application/json"}, source="127.0.9.77")
+    assert status == 429 and int(headers.get("retry-after", headers.get("Retry-After", 0))) > 0
+    # ...but a visitor elsewhere is not held up.
+    status, _, _ = raw_request(s.url, "POST", "/api/auth/login/otp",
+                               json.dumps({"otp_code": otp["code"]}).encode(),
+                               {"Content-Type": "application/json"}, source="127.0.10.1")
+    assert status == 200
 
 
 def test_guessing_spread_over_addresses_hits_the_username_throttle(rstack):
