@@ -728,6 +728,41 @@ def test_k8s_voice_hpa_pdb_and_drain(manifests, deployments, tables):
     assert gw["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] * 1000 > gw_drain
 
 
+def test_k8s_network_policies(manifests, deployments):
+    """The unauthenticated internal ports are open only to the portal's own pods; from
+    elsewhere only the gateway's HTTP port and the metrics ports."""
+    policies = of_kind(manifests, "NetworkPolicy")
+    assert policies, "no NetworkPolicy"
+    own = {"app.kubernetes.io/name": "vap"}
+
+    def selects(policy, dep):
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        sel = policy["spec"]["podSelector"]
+        if any(labels.get(k) != v for k, v in sel.get("matchLabels", {}).items()):
+            return False
+        for e in sel.get("matchExpressions", []):
+            assert e["operator"] == "In"
+            if labels.get(e["key"]) not in e["values"]:
+                return False
+        return True
+
+    for name, dep in deployments.items():
+        mine = [p for p in policies.values() if selects(p, dep)]
+        assert mine, f"{name}: no NetworkPolicy selects its pods"
+        ports = {p["name"] for p in container(dep).get("ports", [])}
+        for policy in mine:
+            assert policy["spec"]["policyTypes"] == ["Ingress"]
+            for rule in policy["spec"]["ingress"]:
+                froms = rule.get("from")
+                if froms:  # only the portal's own pods
+                    assert all(f.get("podSelector", {}).get("matchLabels") == own and
+                               "namespaceSelector" not in f for f in froms), (name, rule)
+                else:  # from anywhere: only these named ports
+                    open_ports = {p["port"] for p in rule["ports"]}
+                    allowed = {"http"} if name == "gateway" else {"metrics"}
+                    assert open_ports <= allowed and open_ports <= ports, (name, open_ports)
+
+
 def test_k8s_images_and_binaries(deployments, built_targets):
     for name, dep in deployments.items():
         c = container(dep)
