@@ -14,6 +14,9 @@
 #include "err.h"
 
 #define PROBE 8
+#define MAX_STRIKES 8                    /* blocks double up to 2^8 times the first one */
+#define MAX_BLOCK_MS (24 * 3600 * 1000LL) /* and never pass a day */
+#define FORGIVE_MS (24 * 3600 * 1000LL)   /* a key quiet this long starts again */
 
 struct slot {
     uint64_t hash;
@@ -21,6 +24,7 @@ struct slot {
     int64_t blocked_until;
     int64_t last_seen;
     int failures;
+    int strikes; /* blocks earned so far: each one lasts twice the one before */
 };
 
 struct auth_throttle {
@@ -118,6 +122,8 @@ uint32_t auth_throttle_fail(struct auth_throttle *t, const char *key, int64_t no
     pthread_mutex_lock(&t->lock);
     s = find(t, h, 1);
     if (s) {
+        if (s->last_seen && now_ms - s->last_seen >= FORGIVE_MS)
+            s->strikes = 0;
         if (now_ms - s->window_start >= t->lim.window_ms || s->failures == 0) {
             s->window_start = now_ms;
             s->failures = 0;
@@ -125,7 +131,12 @@ uint32_t auth_throttle_fail(struct auth_throttle *t, const char *key, int64_t no
         s->failures++;
         s->last_seen = now_ms;
         if (s->failures >= t->lim.max_failures) {
-            s->blocked_until = now_ms + t->lim.block_ms;
+            int64_t block = t->lim.block_ms << (s->strikes < MAX_STRIKES ? s->strikes : MAX_STRIKES);
+            if (block > MAX_BLOCK_MS)
+                block = MAX_BLOCK_MS;
+            if (s->strikes < MAX_STRIKES)
+                s->strikes++;
+            s->blocked_until = now_ms + block;
             s->failures = 0;
             s->window_start = now_ms;
             wait = seconds_until(s->blocked_until, now_ms);

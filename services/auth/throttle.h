@@ -1,7 +1,10 @@
 /*
  * Throttling of failed logins. Each key (a client address, or "user:" + a username)
  * counts failures in a fixed window; reaching the limit blocks the key until the block
- * ends, and the caller answers 429 with Retry-After. A success clears the key.
+ * ends, and the caller answers 429 with Retry-After. Each further block of the same key
+ * lasts twice the one before (up to 256 times the first, and never over a day), until
+ * the key has been quiet for a day; so a patient guesser gets about 90 tries from one
+ * key on the first day and about 11 a day after. A success clears the key.
  * The table has a fixed capacity: when full, the entry seen longest ago nearby is
  * replaced, so memory is bounded whatever an attacker sends. Keys are hashed with a
  * per-process random key (SipHash), so an attacker cannot aim collisions.

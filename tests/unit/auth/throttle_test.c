@@ -34,6 +34,51 @@ static void test_blocks_after_max_failures_with_retry_after(void **state)
     auth_throttle_destroy(t);
 }
 
+/* Three failures at now; returns the block they earned, in seconds. */
+static uint32_t burst(struct auth_throttle *t, int64_t now)
+{
+    auth_throttle_fail(t, "a", now);
+    auth_throttle_fail(t, "a", now);
+    return auth_throttle_fail(t, "a", now);
+}
+
+static void test_repeated_blocks_double_until_a_quiet_day(void **state)
+{
+    struct auth_throttle *t = make(3, 64); /* 30 s blocks */
+    int64_t now = 1000;
+    uint32_t expect = 30;
+    (void)state;
+    for (int i = 0; i < 10; i++) {
+        uint32_t block = burst(t, now);
+        assert_int_equal(block, expect);
+        now += (int64_t)block * 1000;
+        assert_int_equal(auth_throttle_check(t, "a", now), 0);
+        if (i < 8)
+            expect *= 2; /* 30 s .. 7680 s, then it stays there */
+    }
+    assert_int_equal(expect, 30 * 256);
+    now += 24 * 3600 * 1000LL; /* a quiet day: forgiven */
+    assert_int_equal(burst(t, now), 30);
+    auth_throttle_destroy(t);
+}
+
+static void test_blocks_never_pass_a_day(void **state)
+{
+    struct auth_throttle *t = NULL;
+    struct auth_throttle_limits lim = {1, 60000, 3600 * 1000, 64}; /* 1 h blocks */
+    int64_t now = 0;
+    uint32_t block = 0;
+    (void)state;
+    assert_int_equal(auth_throttle_create(&t, &lim), 0);
+    for (int i = 0; i < 12; i++) {
+        block = auth_throttle_fail(t, "a", now);
+        assert_true(block > 0 && block <= 24 * 3600);
+        now += (int64_t)block * 1000;
+    }
+    assert_int_equal(block, 24 * 3600);
+    auth_throttle_destroy(t);
+}
+
 static void test_other_keys_are_not_affected(void **state)
 {
     struct auth_throttle *t = make(2, 64);
@@ -114,6 +159,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blocks_after_max_failures_with_retry_after),
+        cmocka_unit_test(test_repeated_blocks_double_until_a_quiet_day),
+        cmocka_unit_test(test_blocks_never_pass_a_day),
         cmocka_unit_test(test_other_keys_are_not_affected),
         cmocka_unit_test(test_window_expiry_forgets_old_failures),
         cmocka_unit_test(test_success_clears_failures),
