@@ -53,4 +53,19 @@ int vap_http_send_validation(struct mg_connection *conn, struct vap_verrors *v,
 /* The reason phrase for a status code. */
 const char *vap_http_reason(int status);
 
+/*
+ * The client's address behind trusted reverse proxies. trusted lists addresses and
+ * networks ("10.0.0.0/8, 127.0.0.1, fd00::/8"); when the peer is one of them, the
+ * X-Forwarded-For value is read from the right, skipping trusted hops, and the first
+ * address that is not trusted is the client (a client cannot plant an address of its
+ * choosing: only what the proxies appended is believed). Otherwise, or when the header
+ * holds nothing usable, the peer is the client. Writes it to out; returns 0, or
+ * VAP_EINVAL when trusted does not parse (out is then the peer).
+ */
+int vap_http_client_addr(const char *peer, const char *forwarded_for, const char *trusted,
+                         char *out, size_t size);
+
+/* Whether trusted (as for vap_http_client_addr) parses: for checking configuration. */
+int vap_http_trusted_valid(const char *trusted);
+
 #endif

@@ -29,6 +29,7 @@ struct gw_config {
     const char *usage_rpc_url;
     const char *agents_dir;
     const char *cors_origins;
+    const char *trusted_proxies; /* whose X-Forwarded-For names the client */
     const char *web_dir;
     const char *log_level;
     long threads;

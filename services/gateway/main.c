@@ -14,6 +14,7 @@
 #include "config.h"
 #include "err.h"
 #include "gateway.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "revocations.h"
@@ -40,6 +41,8 @@ static const struct vap_config_item config_table[] = {
     {"AGENTS_DIR", VAP_CONFIG_STRING, VAP_DEFAULT_AGENTS_DIR, 0, 0, 0, &gw.cfg.agents_dir, NULL},
     {"CORS_ORIGINS", VAP_CONFIG_STRING, "http://localhost:3000,http://localhost:8000", 0, 0, 0,
      &gw.cfg.cors_origins, NULL},
+    {"GW_TRUSTED_PROXIES", VAP_CONFIG_STRING, "", 0, 0, 0, &gw.cfg.trusted_proxies,
+     "reverse proxies (addresses, networks) whose X-Forwarded-For names the client"},
     {"WEB_DIR", VAP_CONFIG_STRING, VAP_DEFAULT_WEB_DIR, 0, 0, 0, &gw.cfg.web_dir, NULL},
     {"LOG_LEVEL", VAP_CONFIG_STRING, "info", 0, 0, 0, &gw.cfg.log_level, NULL},
     {"GW_THREADS", VAP_CONFIG_INT, "256", 4, 4096, 0, &gw.cfg.threads, NULL},
@@ -103,6 +106,11 @@ int main(void)
     if (gw.cfg.secret_key_previous[0] != '\0' && strlen(gw.cfg.secret_key_previous) < 16) {
         vap_error(NULL,
                   "configuration error: SECRET_KEY_PREVIOUS: must be at least 16 characters");
+        return 2;
+    }
+    if (!vap_http_trusted_valid(gw.cfg.trusted_proxies)) {
+        vap_error(NULL, "configuration error: GW_TRUSTED_PROXIES: not a list of addresses and "
+                        "networks (value \"%s\")", gw.cfg.trusted_proxies);
         return 2;
     }
     gw.token_keys.current = (const uint8_t *)gw.cfg.secret_key;

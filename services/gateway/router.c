@@ -251,7 +251,8 @@ int gw_handle_request(struct mg_connection *conn)
     req.headers[0] = '\0';
     uri = req.ri->local_uri ? req.ri->local_uri : "/";
     method = req.ri->request_method;
-    snprintf(req.client_addr, sizeof(req.client_addr), "%s", req.ri->remote_addr);
+    vap_http_client_addr(req.ri->remote_addr, mg_get_header(conn, "X-Forwarded-For"),
+                         gw->cfg.trusted_proxies, req.client_addr, sizeof(req.client_addr));
     gw_metrics_in_flight(gw->metrics, 1);
     make_request_id(&req);
     gw_add_header(&req, "X-Request-Id", req.request_id);

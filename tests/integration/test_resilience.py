@@ -5,14 +5,16 @@ gateways started later, /readyz follows the database, secrets stay out of debug 
 the per-username throttle catches guessing spread over addresses, and a supervisor
 killed with SIGKILL takes its children with it."""
 import json
+import os
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
 
 import conftest
-from stack import PgCluster, Stack
+from stack import PgCluster, Stack, build_dir
 from test_agents import call, new_otp, otp_token
 from test_auth_otps import raw_request
 
@@ -25,7 +27,8 @@ def rstack():
     cluster = PgCluster()
     s = Stack(cluster, extra_env={"LOG_LEVEL": "debug", "THROTTLE_MAX_FAILURES": "4",
                                   "THROTTLE_USER_MAX_FAILURES": "10",
-                                  "THROTTLE_NET_MAX_FAILURES": "10"}).start()
+                                  "THROTTLE_NET_MAX_FAILURES": "10",
+                                  "GW_TRUSTED_PROXIES": "127.0.0.1, ::1"}).start()
     conftest._stacks.append(s)  # its logs are scanned for sanitizer reports at the end
     s.state = {"password": "adminc@w", "secrets": ["adminc@w", NEW_PASSWORD], "extra": None}
     yield s
@@ -195,6 +198,27 @@ def test_secrets_stay_out_of_debug_logs(rstack):
             assert secret not in text, f"a secret ({secret[:4]}...) is in the {name} log"
 
 
+def test_behind_a_trusted_proxy_each_client_is_throttled_on_its_own(rstack):
+    """GW_TRUSTED_PROXIES=127.0.0.1: a request from there is the client X-Forwarded-For
+    names, so one guesser behind the proxy does not block the others; from any other
+    peer the header is not believed."""
+    s = rstack
+
+    def code_login(source, forwarded):
+        return raw_request(s.url, "POST", "/api/auth/login/otp",
+                           json.dumps({"otp_code": "000000"}).encode(),
+                           {"Content-Type": "application/json",
+                            "X-Forwarded-For": forwarded}, source=source)[0]
+
+    guesser = [code_login("127.0.0.1", "203.0.113.9, 198.51.100.1") for _ in range(5)]
+    assert guesser == [401, 401, 401, 401, 429], guesser
+    assert code_login("127.0.0.1", "198.51.100.2") == 401  # another client of the proxy
+    # An untrusted peer cannot borrow the guesser's address, nor escape its own counts.
+    assert code_login("127.0.12.1", "198.51.100.1") == 401
+    assert [code_login("127.0.12.1", f"198.51.100.{50 + i}") for i in range(4)] == \
+        [401, 401, 401, 429]
+
+
 def test_code_guessing_spread_over_a_network_hits_the_network_throttle(rstack):
     """THROTTLE_NET_MAX_FAILURES=10 per /24: three wrong codes from each of five
     addresses of 127.0.9.0/24 stay under the per-address limit (4) but not the network's;
@@ -263,3 +287,11 @@ def test_a_supervisor_killed_with_sigkill_takes_its_children_down(rstack):
              f"children {children} gone after the supervisor's SIGKILL")
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_a_bad_trusted_proxy_list_stops_the_gateway_naming_it():
+    env = dict(os.environ, SECRET_KEY="k" * 32, GW_TRUSTED_PROXIES="10.0.0.0/40")
+    r = subprocess.run([os.path.join(build_dir(), "bin", "vap-gateway")], env=env,
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2, r.stderr
+    assert "GW_TRUSTED_PROXIES" in r.stderr and "10.0.0.0/40" in r.stderr
