@@ -269,6 +269,7 @@ void vap_db_release(struct vap_db_pool *pool, PGconn *conn)
     }
     pool->in_use--;
     keep = PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_IDLE &&
+           PQpipelineStatus(conn) == PQ_PIPELINE_OFF &&
            (pool->opts.max_age_s <= 0 ||
             vap_now_ms() - opened_ms < (int64_t)pool->opts.max_age_s * 1000);
     if (keep) {
@@ -317,34 +318,46 @@ static int classify_result(PGconn *conn, PGresult *res, const char *request_id)
     return VAP_EDB;
 }
 
+/* Prepares sql on this connection on first use and names it in name[24]. Returns 1 when
+ * it is prepared, 0 when it cannot be cached (run it unnamed), or a negative vap_err. */
+static int prepare(PGconn *conn, const char *request_id, const char *sql, int nparams,
+                   char name[24])
+{
+    struct stmt_cache *cache = PQinstanceData(conn, stmt_cache_event);
+    uint64_t h = sql_hash(sql);
+    int i, rv;
+
+    if (!cache)
+        return 0;
+    snprintf(name, 24, "vap_%016llx", (unsigned long long)h);
+    for (i = 0; i < cache->n; i++)
+        if (cache->hashes[i] == h)
+            return 1;
+    if (cache->n == STMT_CACHE_MAX)
+        return 0;
+    {
+        PGresult *prep = PQprepare(conn, name, sql, nparams, NULL);
+        rv = classify_result(conn, prep, request_id);
+        PQclear(prep);
+    }
+    if (rv != 0)
+        return rv;
+    cache->hashes[cache->n++] = h;
+    return 1;
+}
+
 /* Runs sql as a statement prepared on this connection, preparing it on first use.
  * Falls back to a one-shot PQexecParams when the cache is missing or full. */
 static PGresult *exec_prepared(PGconn *conn, const char *request_id, const char *sql,
                                int nparams, const char *const *params, int *rv)
 {
-    struct stmt_cache *cache = PQinstanceData(conn, stmt_cache_event);
-    uint64_t h = sql_hash(sql);
     char name[24];
-    int i;
-
-    *rv = 0;
-    if (!cache)
+    int prepared = prepare(conn, request_id, sql, nparams, name);
+    *rv = prepared < 0 ? prepared : 0;
+    if (prepared < 0)
+        return NULL;
+    if (!prepared)
         return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    snprintf(name, sizeof(name), "vap_%016llx", (unsigned long long)h);
-    for (i = 0; i < cache->n; i++)
-        if (cache->hashes[i] == h)
-            break;
-    if (i == cache->n) {
-        PGresult *prep;
-        if (cache->n == STMT_CACHE_MAX)
-            return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-        prep = PQprepare(conn, name, sql, nparams, NULL);
-        *rv = classify_result(conn, prep, request_id);
-        PQclear(prep);
-        if (*rv != 0)
-            return NULL;
-        cache->hashes[cache->n++] = h;
-    }
     return PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
 }
 
@@ -363,6 +376,72 @@ int vap_db_exec(PGconn *conn, const char *request_id, const char *sql, int npara
         PQclear(res);
         if (out)
             *out = NULL;
+        return rv;
+    }
+    *out = res;
+    return 0;
+}
+
+int vap_db_exec_by(PGconn *conn, const char *request_id, int64_t deadline_ms, const char *sql,
+                   int nparams, const char *const *params, PGresult **out)
+{
+    char name[24], ms[24];
+    const char *limit[1] = {ms};
+    int64_t left = vap_ms_left(deadline_ms);
+    PGresult *res = NULL;
+    int prepared, syncs = 0, rv = 0, sent;
+
+    if (out)
+        *out = NULL;
+    if (left <= 0)
+        return VAP_ETIMEDOUT;
+    prepared = prepare(conn, request_id, sql, nparams, name);
+    if (prepared < 0)
+        return prepared;
+    snprintf(ms, sizeof(ms), "%lld", (long long)left);
+    /* One round trip: the limit, the statement, the session's own limit back; each
+     * followed by a sync, so that a cancelled statement does not skip the reset. */
+    if (PQenterPipelineMode(conn) != 1)
+        return VAP_EUNAVAIL;
+    sent = PQsendQueryParams(conn, "SELECT set_config('statement_timeout', $1, false)", 1,
+                             NULL, limit, NULL, NULL, 0) == 1 &&
+           PQpipelineSync(conn) == 1 &&
+           (prepared ? PQsendQueryPrepared(conn, name, nparams, params, NULL, NULL, 0)
+                     : PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)) == 1 &&
+           PQpipelineSync(conn) == 1 &&
+           PQsendQueryParams(conn, "RESET statement_timeout", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+           PQpipelineSync(conn) == 1;
+    while (sent && syncs < 3) {
+        PGresult *r = PQgetResult(conn);
+        if (!r) {
+            if (PQstatus(conn) != CONNECTION_OK) {
+                rv = VAP_EUNAVAIL;
+                break;
+            }
+            continue; /* the end of one statement's results */
+        }
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            syncs++;
+            PQclear(r);
+            continue;
+        }
+        if (syncs == 1 && !res) {
+            res = r; /* the statement's own result */
+        } else {
+            int e = classify_result(conn, r, request_id);
+            if (e != 0 && rv == 0)
+                rv = e;
+            PQclear(r);
+        }
+    }
+    if (!sent && rv == 0)
+        rv = VAP_EUNAVAIL;
+    if (PQexitPipelineMode(conn) != 1 && rv == 0)
+        rv = VAP_EUNAVAIL; /* left in pipeline mode: the pool drops it on release */
+    if (rv == 0)
+        rv = classify_result(conn, res, request_id);
+    if (rv != 0 || out == NULL) {
+        PQclear(res);
         return rv;
     }
     *out = res;

@@ -50,6 +50,17 @@ void vap_db_pool_stats(struct vap_db_pool *pool, int *open, int *in_use);
 int vap_db_exec(PGconn *conn, const char *request_id, const char *sql, int nparams,
                 const char *const *params, PGresult **out);
 
+/*
+ * vap_db_exec, with the statement limited to what is left of deadline_ms (in one round
+ * trip: the limit, the statement, the session's own limit back). For statements that
+ * commit what a caller waits for: past its deadline the caller has answered "try again",
+ * so the statement must be cancelled and roll back rather than commit unseen.
+ * VAP_ETIMEDOUT when the deadline has passed (nothing was run) or the statement was
+ * cancelled by it.
+ */
+int vap_db_exec_by(PGconn *conn, const char *request_id, int64_t deadline_ms, const char *sql,
+                   int nparams, const char *const *params, PGresult **out);
+
 /* Runs a statement without parameters (BEGIN, COMMIT, ROLLBACK, DDL). Same returns. */
 int vap_db_command(PGconn *conn, const char *request_id, const char *sql);
 

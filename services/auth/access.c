@@ -17,6 +17,7 @@
 #include "events.pb-c.h"
 #include "log.h"
 
+#define REPLY_MARGIN_MS 100 /* time the answer needs to reach the gateway */
 #define SQL_SPEND                                                                          \
     "WITH spent AS (UPDATE auth.otps SET used_count = used_count + 1, last_used_at = now()"   \
     "   WHERE id = $1 AND deleted_at IS NULL AND is_active"                                  \
@@ -130,7 +131,10 @@ void auth_access(void *user, const struct vap_rpc_request *req, struct vap_rpc_r
     snprintf(id_text, sizeof(id_text), "%" PRId64, in->otp_id);
     {
         const char *params[4] = {id_text, in->idempotency_key, in->agent_type, in->token_jti};
-        rv = vap_db_exec(conn, req->request_id, SQL_SPEND, 4, params, &res);
+        /* Cancelled rather than committed once the gateway has answered "try again":
+         * a client that retries then spends once, not twice. */
+        rv = vap_db_exec_by(conn, req->request_id, req->deadline_ms - REPLY_MARGIN_MS, SQL_SPEND,
+                            4, params, &res);
     }
     if (rv == VAP_ECONFLICT) {
         /* The first attempt committed; its answer was lost. Nothing more is spent. */

@@ -5,9 +5,11 @@ records (no use without its event, no event twice), never exceeds max_uses, and 
 200 the clients saw is among them.
 """
 import signal
+import subprocess
 import threading
 import time
 
+from stack import PgCluster, Stack, _as_postgres
 from test_agents import admin_token, call, new_otp, otp_token, usage_rows
 
 ACCESSES = 2000
@@ -107,3 +109,39 @@ def test_database_restart_under_load_gives_503s_then_recovers(fresh_stack):
     assert call(stack.url, "POST", "/api/agents/access", {"agent_type": "hospital"}, token)[0] == 200
     results["ok"] += 1
     check_invariant(stack, otp, results)
+
+
+def test_an_access_answered_503_spends_nothing():
+    """The code's row is locked (a slow database) past the gateway's deadline: the visitor
+    gets 503, and the spend is cancelled rather than committed after that answer, so a
+    retry spends one use, not two."""
+    cluster = PgCluster()
+    s = Stack(cluster, extra_env={"GW_RPC_TIMEOUT_MS": "800"}).start()
+    try:
+        admin = admin_token(s.url)
+        otp = new_otp(s.url, admin, 5)
+        token = otp_token(s.url, otp["code"])
+        locker = subprocess.Popen(
+            _as_postgres(["psql", "-X", "-q", "-h", cluster.sock, "-p", str(cluster.port),
+                          "-U", "postgres", "-d", "vap", "-c",
+                          f"BEGIN; SELECT 1 FROM auth.otps WHERE id = {otp['id']} FOR UPDATE;"
+                          " SELECT pg_sleep(3); COMMIT;"]),
+            stdout=subprocess.DEVNULL)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        status, body = call(s.url, "POST", "/api/agents/access", {"agent_type": "hospital"},
+                            token)
+        assert status == 503, body
+        assert time.monotonic() - t0 < 2
+        locker.wait(timeout=10)
+        time.sleep(0.5)
+        status, body = call(s.url, "POST", "/api/agents/access", {"agent_type": "hospital"},
+                            token)
+        assert status == 200 and body["remaining_uses"] == 4, body
+        status, otps = call(s.url, "GET", "/api/otps/", token=admin)
+        mine = next(o for o in otps if o["id"] == otp["id"])
+        assert mine["used_count"] == 1, mine
+        assert len(usage_rows(s.url, admin, otp["id"], expect=1)) == 1
+    finally:
+        s.stop()
+        cluster.destroy()
