@@ -13,6 +13,21 @@ from stack import PgCluster, Stack, finish_stacks  # noqa: E402
 _stacks = []
 
 
+def running_stack(voice_workers=0, extra_env=None, worker_timeout=120):
+    """For module fixtures (`yield from running_stack(...)`): a stack on a database of its
+    own, voice workers waited for, logs scanned at the end, all stopped afterwards."""
+    cluster = PgCluster()
+    s = Stack(cluster, voice_workers=voice_workers, extra_env=extra_env).start()
+    _stacks.append(s)
+    try:
+        if voice_workers:
+            s.wait_voice_workers(voice_workers, timeout=worker_timeout)
+        yield s
+    finally:
+        s.stop()
+        cluster.destroy()
+
+
 @pytest.fixture(scope="session")
 def pg():
     cluster = PgCluster()

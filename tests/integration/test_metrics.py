@@ -8,7 +8,8 @@ import urllib.request
 
 import pytest
 
-from stack import PgCluster, Stack, free_port
+from conftest import running_stack
+from stack import free_port
 from test_agents import admin_token, call
 from test_voice import open_session
 
@@ -17,16 +18,10 @@ from test_voice import open_session
 def mstack():
     ports = {name: free_port() for name in ("auth", "usage", "voice1")}
     env = {f"METRICS_ADDR_{name.upper()}": f"127.0.0.1:{port}" for name, port in ports.items()}
-    cluster = PgCluster()
-    s = Stack(cluster, voice_workers=1, extra_env=env).start()
-    from conftest import _stacks
-    _stacks.append(s)
-    s.wait_voice_workers(1, timeout=120)
-    s.metrics_urls = {name: f"http://127.0.0.1:{port}/metrics" for name, port in ports.items()}
-    s.metrics_urls["gateway"] = s.url + "/metrics"
-    yield s
-    s.stop()
-    cluster.destroy()
+    for s in running_stack(1, env):
+        s.metrics_urls = {name: f"http://127.0.0.1:{port}/metrics" for name, port in ports.items()}
+        s.metrics_urls["gateway"] = s.url + "/metrics"
+        yield s
 
 
 def scrape(url):

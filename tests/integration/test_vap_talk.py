@@ -21,7 +21,8 @@ import wave
 
 import pytest
 
-from stack import REPO, PgCluster, Stack, build_dir
+from conftest import running_stack
+from stack import REPO, build_dir
 from test_agents import admin_token, call, new_otp, otp_token
 
 TALK = os.path.join(build_dir(), "bin", "vap-talk")
@@ -65,14 +66,7 @@ def lines_after(stdout, label):
 
 @pytest.fixture(scope="module")
 def tstack():
-    cluster = PgCluster()
-    s = Stack(cluster, voice_workers=1).start()
-    s.wait_voice_workers(1, timeout=120)
-    from conftest import _stacks
-    _stacks.append(s)
-    yield s
-    s.stop()
-    cluster.destroy()
+    yield from running_stack(1)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from conftest import running_stack
 from stack import PgCluster, Stack
 from test_agents import admin_token, call, new_otp, otp_token
 from voice_client import VoiceClient, read_wav_16k, rms, silence
@@ -42,17 +43,9 @@ def wer(ref, hyp):
 
 @pytest.fixture(scope="module")
 def vstack():
-    cluster = PgCluster()
-    s = Stack(cluster, voice_workers=2,
-              # 16 (the default): a test's closed sessions wait 30 s for a resume and hold
-              # their places meanwhile, and later tests must still find room
-              extra_env={"VOICE_RESUME_WINDOW_MS": "30000", "VOICE_CAPACITY": "16"}).start()
-    s.wait_voice_workers(2, timeout=120)
-    from conftest import _stacks
-    _stacks.append(s)
-    yield s
-    s.stop()
-    cluster.destroy()
+    # 16 (the default): a test's closed sessions wait 30 s for a resume and hold their
+    # places meanwhile, and later tests must still find room
+    yield from running_stack(2, {"VOICE_RESUME_WINDOW_MS": "30000", "VOICE_CAPACITY": "16"})
 
 
 def visitor(s, agent="hospital", uses=5):

@@ -13,7 +13,8 @@ import time
 import pytest
 
 from idle_sockets import IdleSockets
-from stack import REPO, PgCluster, Stack
+from conftest import running_stack
+from stack import REPO
 from test_agents import admin_token, call, new_otp, otp_token
 from test_voice import synth, wer
 from voice_client import VoiceClient
@@ -38,17 +39,10 @@ def fstack(tmp_path_factory):
     hospital["startup_message"] = "Hello, hospital reception."
     with open(agents / "hospital.json", "w") as f:
         json.dump(hospital, f)
-    cluster = PgCluster()
     env = {"AGENTS_DIR": str(agents), "VOICE_CAPACITY": "520", "GW_THREADS": "1200",
            "GW_VOICE_MAX_STREAMS": str(STREAM_LIMIT), "GW_VOICE_MAX_PER_TOKEN": "1000",
            "GW_VOICE_CLIENT_QUEUE_BYTES": "65536"}
-    s = Stack(cluster, voice_workers=2, extra_env=env).start()
-    from conftest import _stacks
-    _stacks.append(s)
-    s.wait_voice_workers(2, timeout=120)
-    yield s
-    s.stop()
-    cluster.destroy()
+    yield from running_stack(2, env)
 
 
 def grants(s, agent, n):

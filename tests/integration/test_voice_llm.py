@@ -13,7 +13,8 @@ import urllib.request
 
 import pytest
 
-from stack import REPO, PgCluster, Stack
+from conftest import running_stack
+from stack import REPO
 from test_voice import visitor
 from voice_client import VoiceClient
 
@@ -47,15 +48,9 @@ def llm_stack(request, mock):
         env.update(CLAUDE_API_KEY=KEY, CLAUDE_BASE_URL=mock, CLAUDE_MODEL="claude-test")
     else:
         env.update(LLM_BASE_URL=mock + "/v1", LLM_API_KEY=KEY, LLM_MODEL="gpt-test")
-    cluster = PgCluster()
-    s = Stack(cluster, voice_workers=1, extra_env=env).start()
-    from conftest import _stacks
-    _stacks.append(s)
-    s.wait_voice_workers(1, timeout=120)
-    s.engine = request.param
-    yield s
-    s.stop()
-    cluster.destroy()
+    for s in running_stack(1, env):
+        s.engine = request.param
+        yield s
 
 
 def final_text(c, turn, timeout=15):

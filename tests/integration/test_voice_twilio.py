@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from stack import PgCluster, Stack
+from conftest import running_stack
 from test_voice import synth, visitor, words
 from test_agents import admin_token, call
 from test_voice_llm import KEY, MOCK, mock_call
@@ -36,14 +36,7 @@ def mock():
 def tstack(mock):
     env = {"CLAUDE_API_KEY": KEY, "CLAUDE_BASE_URL": mock, "CLAUDE_MODEL": "claude-test",
            "LLM_FIRST_TOKEN_TIMEOUT_MS": "3000", "LLM_TIMEOUT_MS": "20000"}
-    cluster = PgCluster()
-    s = Stack(cluster, voice_workers=1, extra_env=env).start()
-    from conftest import _stacks
-    _stacks.append(s)
-    s.wait_voice_workers(1, timeout=120)
-    yield s
-    s.stop()
-    cluster.destroy()
+    yield from running_stack(1, env)
 
 
 def llm_bodies(mock):
