@@ -8,24 +8,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from stack import PgCluster, Stack, finish_stacks  # noqa: E402
+from stack import STARTED, PgCluster, Stack, finish_stacks  # noqa: E402
 
-_stacks = []
-
-
-def running_stack(voice_workers=0, extra_env=None, worker_timeout=120):
-    """For module fixtures (`yield from running_stack(...)`): a stack on a database of its
-    own, voice workers waited for, logs scanned at the end, all stopped afterwards."""
-    cluster = PgCluster()
-    s = Stack(cluster, voice_workers=voice_workers, extra_env=extra_env).start()
-    _stacks.append(s)
-    try:
-        if voice_workers:
-            s.wait_voice_workers(voice_workers, timeout=worker_timeout)
-        yield s
-    finally:
-        s.stop()
-        cluster.destroy()
+_stacks = STARTED  # every stack a test starts; their logs are scanned at the end
 
 
 @pytest.fixture(scope="session")

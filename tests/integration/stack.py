@@ -130,6 +130,24 @@ def voice_cache_dir():
     return path
 
 
+STARTED = []  # stacks started for a test session; finish_stacks() scans their logs
+
+
+def running_stack(voice_workers=0, extra_env=None, worker_timeout=120):
+    """For module fixtures (`yield from running_stack(...)`): a stack on a database of its
+    own, voice workers waited for, registered in STARTED, all stopped afterwards."""
+    cluster = PgCluster()
+    s = Stack(cluster, voice_workers=voice_workers, extra_env=extra_env).start()
+    STARTED.append(s)
+    try:
+        if voice_workers:
+            s.wait_voice_workers(voice_workers, timeout=worker_timeout)
+        yield s
+    finally:
+        s.stop()
+        cluster.destroy()
+
+
 def finish_stacks(stacks, session):
     """At the end of a pytest session: stops every stack, fails the session if any
     service log holds a sanitizer report (and keeps the logs then, or with

@@ -8,8 +8,7 @@ import urllib.request
 
 import pytest
 
-from conftest import running_stack
-from stack import free_port
+from stack import free_port, running_stack
 from test_agents import admin_token, call
 from test_voice import open_session
 

@@ -21,8 +21,7 @@ import wave
 
 import pytest
 
-from conftest import running_stack
-from stack import REPO, build_dir
+from stack import REPO, build_dir, running_stack
 from test_agents import admin_token, call, new_otp, otp_token
 
 TALK = os.path.join(build_dir(), "bin", "vap-talk")

@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from conftest import running_stack
-from stack import PgCluster, Stack
+from stack import PgCluster, Stack, running_stack
 from test_agents import admin_token, call, new_otp, otp_token
 from voice_client import VoiceClient, read_wav_16k, rms, silence
 

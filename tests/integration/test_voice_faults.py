@@ -13,8 +13,7 @@ import time
 import pytest
 
 from idle_sockets import IdleSockets
-from conftest import running_stack
-from stack import REPO
+from stack import REPO, running_stack
 from test_agents import admin_token, call, new_otp, otp_token
 from test_voice import synth, wer
 from voice_client import VoiceClient

@@ -13,8 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import running_stack
-from stack import REPO
+from stack import REPO, running_stack
 from test_voice import visitor
 from voice_client import VoiceClient
 

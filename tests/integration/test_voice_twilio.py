@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import running_stack
+from stack import running_stack
 from test_voice import synth, visitor, words
 from test_agents import admin_token, call
 from test_voice_llm import KEY, MOCK, mock_call
