@@ -661,11 +661,15 @@ def final_sessions_on_both_workers(run, s):
     status, created = call(s.url, "POST", "/api/otps/", {"count": 1, "max_uses": 10}, admin)
     assert status == 201, created
     otp = created[0]
-    _, body = call(s.url, "POST", "/api/auth/login/otp", {"otp_code": otp["code"]})
-    token = body["access_token"]
     run.otps[otp["id"]] = {"max": 10, "ok": [], "seen_failed": 0}
     seen, clients = set(), []
-    for _ in range(3):  # kept open: the least-loaded placement then uses the other worker
+    # Kept open, so the least-loaded placement turns to the other worker — after as many
+    # sessions as the workers' loads differ by (sessions of the run may still be waiting
+    # for a resume on one of them); a new token every 3 (the per-token stream limit).
+    for i in range(8):
+        if i % 3 == 0:
+            _, body = call(s.url, "POST", "/api/auth/login/otp", {"otp_code": otp["code"]})
+            token = body["access_token"]
         run.access((0, 1), token, otp["id"], "hospital")
         c = VoiceClient(s.url, token, agent="hospital")
         st = c.wait_type("session.started")

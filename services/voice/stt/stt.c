@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <pocketsphinx.h>
@@ -45,6 +46,7 @@
 enum stt_state { STT_IDLE, STT_IN_UTTERANCE };
 
 #define MAX_CEPSTRA 32
+#define NOT_YET 1 /* lend_decoder: none free yet, one is being made */
 
 /* A pocketsphinx decoder: pooled per model, lent to a stream for one utterance. */
 struct stt_decoder {
@@ -63,6 +65,9 @@ struct stt_stream {
     size_t samples;
     mfcc_t cmn_live[MAX_CEPSTRA];
     bool have_cmn;
+    bool asked;       /* a decoder is being made for this stream's utterance */
+    int16_t *pending; /* the utterance so far, while no decoder was free */
+    size_t n_pending, cap_pending;
 };
 
 struct stt_model {
@@ -75,6 +80,8 @@ struct stt_model {
     struct stt_decoder **idle; /* decoders ready for an utterance */
     int n_idle;
     int n_created; /* idle + lent (+ being created) */
+    int creating;  /* being made in the background */
+    pthread_cond_t changed; /* a decoder was made or given back */
     int max;
 };
 
@@ -173,6 +180,7 @@ static int model_new(const char *id, const struct stt_options *opt, struct stt_m
         return VAP_ENOMEM;
     }
     pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->changed, NULL);
     snprintf(m->id, sizeof(m->id), "%s", id);
     snprintf(m->hmm, sizeof(m->hmm), "%s/en-us", root);
     snprintf(m->dict, sizeof(m->dict), "%s/cmudict-en-us.dict", root);
@@ -259,9 +267,14 @@ void stt_model_free(struct stt_model *m)
 {
     if (!m)
         return;
+    pthread_mutex_lock(&m->mu);
+    while (m->creating > 0) /* background makers push into m->idle */
+        pthread_cond_wait(&m->changed, &m->mu);
+    pthread_mutex_unlock(&m->mu);
     for (int i = 0; i < m->n_idle; i++)
         decoder_free(m->idle[i]);
     free(m->idle);
+    pthread_cond_destroy(&m->changed);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
@@ -277,32 +290,70 @@ int stt_stream_open(struct stt_model *m, struct stt_stream **out)
     return 0;
 }
 
-/* Lends the stream a decoder for one utterance, with the visitor's cepstral mean. */
-static int lend_decoder(struct stt_stream *s)
+/* Makes one decoder in the background and puts it in the pool. */
+static void *maker_main(void *arg)
+{
+    struct stt_model *m = arg;
+    struct stt_decoder *d = NULL;
+    int rv = decoder_new(m, &d);
+    pthread_mutex_lock(&m->mu);
+    m->creating--;
+    if (rv == 0)
+        m->idle[m->n_idle++] = d;
+    else
+        m->n_created--;
+    pthread_cond_broadcast(&m->changed);
+    pthread_mutex_unlock(&m->mu);
+    if (rv != 0)
+        vap_warn(NULL, "stt decoder creation failed agent=%s", m->id);
+    return NULL;
+}
+
+/*
+ * Lends the stream a decoder for its utterance, with the visitor's cepstral mean. With
+ * none free, one is made in the background (creating one takes 0.1-0.3 s, and the
+ * visitor must not wait at the start of speech: the audio is kept meanwhile); wait
+ * says whether to wait for one (at the end of the utterance). NOT_YET: not yet.
+ */
+static int lend_decoder(struct stt_stream *s, bool wait)
 {
     struct stt_model *m = s->m;
     struct stt_decoder *d = NULL;
-    int rv;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
     pthread_mutex_lock(&m->mu);
-    if (m->n_idle > 0) {
-        d = m->idle[--m->n_idle];
-    } else if (m->n_created < m->max) {
-        m->n_created++; /* reserved; created outside the lock */
-    } else {
-        pthread_mutex_unlock(&m->mu);
-        return VAP_ETOOBIG;
-    }
-    pthread_mutex_unlock(&m->mu);
-    if (!d) {
-        rv = decoder_new(m, &d);
-        if (rv != 0) {
-            pthread_mutex_lock(&m->mu);
-            m->n_created--;
+    for (;;) {
+        if (m->n_idle > 0) {
+            d = m->idle[--m->n_idle];
+            break;
+        }
+        if ((!s->asked || m->creating == 0) && m->n_created < m->max) {
+            pthread_t t;
+            m->n_created++;
+            m->creating++;
+            if (pthread_create(&t, NULL, maker_main, m) != 0) {
+                m->n_created--;
+                m->creating--;
+                pthread_mutex_unlock(&m->mu);
+                return VAP_ENOMEM;
+            }
+            pthread_detach(t);
+            s->asked = true;
+        }
+        if (!wait) {
             pthread_mutex_unlock(&m->mu);
-            vap_warn(NULL, "stt decoder creation failed agent=%s", m->id);
-            return VAP_ENOMEM;
+            return NOT_YET;
+        }
+        if (pthread_cond_timedwait(&m->changed, &m->mu, &until) != 0) {
+            /* every decoder lent and none given back in time, or making one hung */
+            int rv = m->n_created >= m->max ? VAP_ETOOBIG : VAP_ETIMEDOUT;
+            pthread_mutex_unlock(&m->mu);
+            return rv;
         }
     }
+    s->asked = false;
+    pthread_mutex_unlock(&m->mu);
     if (d->n_cepstra)
         cmn_live_set(ps_get_feat(d->ps)->cmn_struct, s->have_cmn ? s->cmn_live : d->cmn_initial);
     s->d = d;
@@ -324,7 +375,45 @@ static void return_decoder(struct stt_stream *s)
     s->d = NULL;
     pthread_mutex_lock(&m->mu);
     m->idle[m->n_idle++] = d;
+    pthread_cond_broadcast(&m->changed);
     pthread_mutex_unlock(&m->mu);
+}
+
+/* Starts the utterance on the decoder just lent and decodes what was kept meanwhile. */
+static int start_on_decoder(struct stt_stream *s)
+{
+    int rv = 0;
+    if (ps_start_utt(s->d->ps) < 0) {
+        return_decoder(s);
+        return VAP_EINTERNAL;
+    }
+    if (s->n_pending > 0 && ps_process_raw(s->d->ps, s->pending, s->n_pending, FALSE, FALSE) < 0)
+        rv = VAP_EINTERNAL;
+    free(s->pending);
+    s->pending = NULL;
+    s->n_pending = s->cap_pending = 0;
+    return rv;
+}
+
+/* Keeps audio while the utterance waits for a decoder. */
+static int keep_pending(struct stt_stream *s, const int16_t *pcm, size_t n)
+{
+    if (s->n_pending + n > s->cap_pending) {
+        size_t cap = s->cap_pending ? s->cap_pending * 2 : 16000;
+        int16_t *p;
+        while (cap < s->n_pending + n)
+            cap *= 2;
+        if (cap > MAX_UTTERANCE_SAMPLES)
+            cap = MAX_UTTERANCE_SAMPLES;
+        p = realloc(s->pending, cap * sizeof(*p));
+        if (!p)
+            return VAP_ENOMEM;
+        s->pending = p;
+        s->cap_pending = cap;
+    }
+    memcpy(s->pending + s->n_pending, pcm, n * sizeof(*pcm));
+    s->n_pending += n;
+    return 0;
 }
 
 void stt_stream_close(struct stt_stream *s)
@@ -333,6 +422,7 @@ void stt_stream_close(struct stt_stream *s)
         return;
     stt_abort(s);
     return_decoder(s);
+    free(s->pending);
     free(s);
 }
 
@@ -341,15 +431,22 @@ int stt_begin(struct stt_stream *s)
     int rv;
     if (s->state == STT_IN_UTTERANCE)
         stt_abort(s);
-    if (!s->d && (rv = lend_decoder(s)) != 0)
-        return rv;
-    if (ps_start_utt(s->d->ps) < 0) {
-        return_decoder(s);
-        return VAP_EINTERNAL;
-    }
     s->state = STT_IN_UTTERANCE;
     s->samples = 0;
-    return 0;
+    s->n_pending = 0;
+    if (!s->d) {
+        rv = lend_decoder(s, false);
+        if (rv == NOT_YET)
+            return 0; /* the audio is kept until a decoder is free */
+        if (rv != 0) {
+            s->state = STT_IDLE;
+            return rv;
+        }
+    }
+    rv = start_on_decoder(s);
+    if (rv != 0)
+        s->state = STT_IDLE;
+    return rv;
 }
 
 int stt_feed(struct stt_stream *s, const int16_t *pcm, size_t n)
@@ -359,6 +456,12 @@ int stt_feed(struct stt_stream *s, const int16_t *pcm, size_t n)
     if (s->samples + n > MAX_UTTERANCE_SAMPLES)
         return VAP_ETOOBIG;
     s->samples += n;
+    if (!s->d) {
+        if (lend_decoder(s, false) != 0)
+            return keep_pending(s, pcm, n);
+        if (start_on_decoder(s) != 0)
+            return VAP_EINTERNAL;
+    }
     if (n > 0 && ps_process_raw(s->d->ps, pcm, n, FALSE, FALSE) < 0)
         return VAP_EINTERNAL;
     return 0;
@@ -393,7 +496,7 @@ static size_t clean_hyp(const char *hyp, char *out, size_t max)
 
 size_t stt_partial(struct stt_stream *s, char *out, size_t max)
 {
-    if (s->state != STT_IN_UTTERANCE) {
+    if (s->state != STT_IN_UTTERANCE || !s->d) {
         if (max)
             out[0] = '\0';
         return 0;
@@ -407,6 +510,17 @@ int stt_end(struct stt_stream *s, char *out, size_t max)
     if (s->state != STT_IN_UTTERANCE)
         return VAP_EINVAL;
     s->state = STT_IDLE;
+    if (!s->d) { /* still waiting: now the visitor has finished, wait for one */
+        rv = lend_decoder(s, true);
+        if (rv == 0)
+            rv = start_on_decoder(s);
+        if (rv != 0) {
+            free(s->pending);
+            s->pending = NULL;
+            s->n_pending = s->cap_pending = 0;
+            return rv;
+        }
+    }
     if (ps_end_utt(s->d->ps) < 0)
         rv = VAP_EINTERNAL;
     else
@@ -419,7 +533,12 @@ void stt_abort(struct stt_stream *s)
 {
     if (!s || s->state != STT_IN_UTTERANCE)
         return;
-    ps_end_utt(s->d->ps);
     s->state = STT_IDLE;
+    free(s->pending);
+    s->pending = NULL;
+    s->n_pending = s->cap_pending = 0;
+    if (!s->d)
+        return;
+    ps_end_utt(s->d->ps);
     return_decoder(s);
 }
