@@ -52,7 +52,6 @@ struct gw_twilio {
     pthread_t watchdog;
     bool watchdog_started, watchdog_stop, timed_out;
     pthread_cond_t cond; /* with lock: `start` came, or the stream is gone */
-    int64_t accepted_ms;
     struct gw_vconn *c;
 };
 
@@ -86,7 +85,6 @@ int gw_twilio_accept(struct gw_vconn *c, const struct gw_stream_options *query)
     t->turn = -1;
     t->cleared_turn = -1;
     t->c = c;
-    t->accepted_ms = vap_now_ms();
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->cond, NULL);
     c->twilio = t;
