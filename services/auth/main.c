@@ -22,6 +22,7 @@
 #include "config.h"
 #include "embedded.h"
 #include "err.h"
+#include "alloc.h"
 #include "log.h"
 #include "migrate.h"
 #include "signals.h"
@@ -101,7 +102,7 @@ static int make_throttle(struct auth_throttle **out, long max, long window_s, lo
     return auth_throttle_create(out, &lim);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     static struct auth_ctx ctx;
     struct vap_rpc_server *server = NULL;
@@ -111,6 +112,8 @@ int main(void)
 
     vap_signals_block();
     vap_log_init("auth", VAP_LOG_INFO);
+    vap_alloc_untcache(argv);
+    (void)argc;
     if (sodium_init() < 0) {
         vap_error(NULL, "libsodium failed to initialise");
         return 1;

@@ -15,6 +15,7 @@
 #include "err.h"
 #include "gateway.h"
 #include "http.h"
+#include "alloc.h"
 #include "log.h"
 #include "metrics.h"
 #include "revocations.h"
@@ -77,7 +78,7 @@ static int log_civetweb(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct mg_callbacks callbacks;
     struct mg_context *mg;
@@ -88,6 +89,8 @@ int main(void)
 
     vap_signals_block();
     vap_log_init("gateway", VAP_LOG_INFO);
+    vap_alloc_untcache(argv);
+    (void)argc;
     if (sodium_init() < 0)
         return 1;
     if (vap_config_load(config_table, N_CONFIG, err, sizeof(err)) != 0) {

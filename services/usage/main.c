@@ -16,6 +16,7 @@
 #include "config.h"
 #include "embedded.h"
 #include "err.h"
+#include "alloc.h"
 #include "log.h"
 #include "migrate.h"
 #include "prometheus.h"
@@ -57,7 +58,7 @@ static const struct vap_rpc_method methods[] = {
     {NULL, NULL, NULL},
 };
 
-int main(void)
+int main(int argc, char **argv)
 {
     static struct usage_ctx ctx;
     struct vap_rpc_server *server = NULL;
@@ -66,6 +67,8 @@ int main(void)
 
     vap_signals_block();
     vap_log_init("usage", VAP_LOG_INFO);
+    vap_alloc_untcache(argv);
+    (void)argc;
     if (vap_config_load(config_table, N_CONFIG, err, sizeof(err)) != 0) {
         vap_error(NULL, "configuration error: %s", err);
         return 2;

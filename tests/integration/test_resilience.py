@@ -15,6 +15,7 @@ import pytest
 
 import conftest
 from stack import PgCluster, Stack, build_dir
+from stack import free_port
 from test_agents import call, new_otp, otp_token
 from test_auth_otps import raw_request
 
@@ -275,6 +276,38 @@ def alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def _environ(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+
+
+def test_threaded_services_run_without_the_per_thread_allocator_cache(rstack):
+    # glibc's tcache parks freed memory in each of the gateway's hundreds of threads;
+    # the soak saw its RSS climb for it (common/alloc.c). Each service re-executes
+    # itself once with the cache off and keeps its pid, and serves as before.
+    for name in ("gateway", "auth", "usage"):
+        env = _environ(rstack.pid(name))
+        assert b"glibc.malloc.tcache_count=0" in env.get(b"GLIBC_TUNABLES", b""), name
+    assert call(rstack.url, "GET", "/readyz")[0] == 200
+
+
+def test_an_operators_own_tcache_setting_is_kept(rstack):
+    env = dict(rstack.env, PORT=str(free_port()),
+               GLIBC_TUNABLES="glibc.malloc.tcache_count=2",
+               GW_VOICE_HEARTBEAT_URL=f"tcp://127.0.0.1:{free_port()}")
+    proc = subprocess.Popen([f"{rstack.bin}/vap-gateway"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{env['PORT']}"
+        rstack.wait_ready(url=url)
+        seen = _environ(proc.pid)
+        assert seen[b"GLIBC_TUNABLES"] == b"glibc.malloc.tcache_count=2"
+        assert b"VAP_ALLOC_TUNED" not in seen
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_a_supervisor_killed_with_sigkill_takes_its_children_down(rstack):
