@@ -34,6 +34,13 @@ void vap_alloc_untcache(char **argv)
         return;
     if (setenv("GLIBC_TUNABLES", value, 1) != 0 || setenv("VAP_ALLOC_TUNED", "1", 1) != 0)
         return;
+    /* by its own path, not /proc/self/exe: the process name (comm, ps, pgrep) stays */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        execv(self, argv);
+    }
     execv("/proc/self/exe", argv);
     /* not fatal: the service runs, with the cache on */
     vap_warn(NULL, "could not re-execute with the thread cache off; running with it on");

@@ -290,6 +290,8 @@ def test_threaded_services_run_without_the_per_thread_allocator_cache(rstack):
     for name in ("gateway", "auth", "usage"):
         env = _environ(rstack.pid(name))
         assert b"glibc.malloc.tcache_count=0" in env.get(b"GLIBC_TUNABLES", b""), name
+        with open(f"/proc/{rstack.pid(name)}/comm") as f:
+            assert f.read().strip() == f"vap-{name}"  # ps and pgrep still know it
     assert call(rstack.url, "GET", "/readyz")[0] == 200
 
 
