@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "addr.h"
 #include "err.h"
 
 int vap_http_read_body(struct mg_connection *conn, size_t max, char **out, size_t *len)
@@ -182,53 +183,14 @@ int vap_http_send_validation(struct mg_connection *conn, struct vap_verrors *v,
 
 /* ---- the client's address behind trusted proxies ---- */
 
-struct ip {
-    int family; /* AF_INET or AF_INET6 */
-    unsigned char b[16];
-};
-
-/* Parses an address (IPv4-mapped IPv6 becomes IPv4) from s[0..len). */
-static bool parse_ip(const char *s, size_t len, struct ip *ip)
-{
-    char buf[INET6_ADDRSTRLEN + 1];
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (len == 0 || len >= sizeof(buf))
-        return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    if (inet_pton(AF_INET, buf, ip->b) == 1) {
-        ip->family = AF_INET;
-        return true;
-    }
-    if (inet_pton(AF_INET6, buf, ip->b) == 1) {
-        ip->family = AF_INET6;
-        if (memcmp(ip->b, mapped, sizeof(mapped)) == 0) {
-            memmove(ip->b, ip->b + 12, 4);
-            ip->family = AF_INET;
-        }
-        return true;
-    }
-    return false;
-}
-
-static bool in_prefix(const struct ip *ip, const struct ip *net, int bits)
-{
-    int full = bits / 8, rest = bits % 8;
-    if (ip->family != net->family)
-        return false;
-    if (memcmp(ip->b, net->b, (size_t)full) != 0)
-        return false;
-    return rest == 0 || ((ip->b[full] ^ net->b[full]) & (0xff << (8 - rest))) == 0;
-}
-
 /* Whether ip is in the list; -1 when the list does not parse. */
-static int trusted_has(const char *list, const struct ip *ip)
+static int trusted_has(const char *list, const struct vap_ip *ip)
 {
     int found = 0;
     const char *p = list;
     while (*p) {
         const char *start, *end, *slash;
-        struct ip net;
+        struct vap_ip net;
         int bits;
         while (*p == ',' || isspace((unsigned char)*p))
             p++;
@@ -239,7 +201,7 @@ static int trusted_has(const char *list, const struct ip *ip)
             p++;
         end = p;
         slash = memchr(start, '/', (size_t)(end - start));
-        if (!parse_ip(start, (size_t)((slash ? slash : end) - start), &net))
+        if (!vap_ip_parse(start, (size_t)((slash ? slash : end) - start), &net))
             return -1;
         bits = net.family == AF_INET ? 32 : 128;
         if (slash) {
@@ -249,7 +211,7 @@ static int trusted_has(const char *list, const struct ip *ip)
                 return -1;
             bits = (int)v;
         }
-        if (ip && in_prefix(ip, &net, bits))
+        if (ip && vap_ip_in_prefix(ip, &net, bits))
             found = 1;
     }
     return found;
@@ -263,14 +225,14 @@ int vap_http_trusted_valid(const char *trusted)
 int vap_http_client_addr(const char *peer, const char *forwarded_for, const char *trusted,
                          char *out, size_t size)
 {
-    struct ip ip;
+    struct vap_ip ip;
     const char *end;
     snprintf(out, size, "%s", peer ? peer : "");
     if (!trusted || !trusted[0])
         return 0;
     if (trusted_has(trusted, NULL) < 0)
         return VAP_EINVAL;
-    if (!peer || !forwarded_for || !parse_ip(peer, strlen(peer), &ip) ||
+    if (!peer || !forwarded_for || !vap_ip_parse(peer, strlen(peer), &ip) ||
         trusted_has(trusted, &ip) != 1)
         return 0;
     end = forwarded_for + strlen(forwarded_for);
@@ -284,7 +246,7 @@ int vap_http_client_addr(const char *peer, const char *forwarded_for, const char
             a++;
         while (b > a && isspace((unsigned char)b[-1]))
             b--;
-        if (!parse_ip(a, (size_t)(b - a), &ip))
+        if (!vap_ip_parse(a, (size_t)(b - a), &ip))
             return 0; /* garbage: believe nothing further left */
         if (trusted_has(trusted, &ip) != 1) {
             snprintf(out, size, "%.*s", (int)(b - a), a);

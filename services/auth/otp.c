@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "auth.h"
 #include "auth.pb-c.h"
 #include "clock.h"
@@ -91,7 +92,7 @@ void auth_login_otp(void *user, const struct vap_rpc_request *req,
     int rv;
 
     snprintf(addr_key, sizeof(addr_key), "otp:%s", in->client_addr);
-    auth_throttle_network(in->client_addr, net, sizeof(net));
+    vap_ip_network(in->client_addr, net, sizeof(net));
     snprintf(net_key, sizeof(net_key), "otpnet:%s", net);
     wait = auth_throttle_check(ctx->throttle_addr, addr_key, vap_now_ms());
     if (wait == 0)

@@ -4,7 +4,6 @@
  */
 #include "throttle.h"
 
-#include <arpa/inet.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -144,30 +143,6 @@ uint32_t auth_throttle_fail(struct auth_throttle *t, const char *key, int64_t no
     }
     pthread_mutex_unlock(&t->lock);
     return wait;
-}
-
-int auth_throttle_network(const char *addr, char *out, size_t size)
-{
-    unsigned char a[16];
-    char text[INET6_ADDRSTRLEN];
-    if (inet_pton(AF_INET, addr, a) == 1) {
-        snprintf(out, size, "%u.%u.%u.0/24", a[0], a[1], a[2]);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, addr, a) == 1) {
-        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(a, mapped, sizeof(mapped)) == 0) {
-            snprintf(out, size, "%u.%u.%u.0/24", a[12], a[13], a[14]);
-            return 0;
-        }
-        memset(a + 8, 0, 8);
-        if (!inet_ntop(AF_INET6, a, text, sizeof(text)))
-            return VAP_EINVAL;
-        snprintf(out, size, "%s/64", text);
-        return 0;
-    }
-    snprintf(out, size, "%s", addr);
-    return VAP_EINVAL;
 }
 
 void auth_throttle_clear(struct auth_throttle *t, const char *key)

@@ -37,12 +37,4 @@ uint32_t auth_throttle_fail(struct auth_throttle *t, const char *key, int64_t no
 /* Forgets key (after a success). */
 void auth_throttle_clear(struct auth_throttle *t, const char *key);
 
-/*
- * The network a client address belongs to, for a throttle that counts what many
- * addresses of one network try together: "a.b.c.0/24" for IPv4 (and IPv4-mapped IPv6),
- * the /64 for IPv6 ("2001:db8:1:2::/64"). Returns 0, or VAP_EINVAL for anything that is
- * not an address (out gets the text itself, so it still has a key of its own).
- */
-int auth_throttle_network(const char *addr, char *out, size_t size);
-
 #endif
