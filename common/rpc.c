@@ -31,6 +31,12 @@
  * quickly when the peer is down. */
 #define RPC_CONNECT_GRACE_MS 1000
 
+/* Connections each client keeps to its server. nng's req0 sends one request at a time
+ * on a connection (the next waits until the previous left), and rep0 likewise its
+ * replies, so a single connection serialised every caller of a busy client (the
+ * gateway's civetweb threads) behind it. Requests go to whichever is free. */
+#define RPC_CONNECTIONS 4
+
 struct vap_rpc_client {
     nng_socket sock;
     atomic_int pipes; /* connections up right now */
@@ -79,7 +85,8 @@ int vap_rpc_client_open(struct vap_rpc_client **out, const char *url)
     /* Callers bound every call with a deadline; a resend timer shorter than that would
      * only duplicate work. Resends still happen when a connection breaks. */
     nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-    rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK);
+    for (int i = 0; i < RPC_CONNECTIONS && rv == 0; i++)
+        rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK);
     if (rv != 0) {
         vap_error(NULL, "rpc dial failed url=%s error=\"%s\"", url, nng_strerror(rv));
         nng_close(c->sock);
