@@ -135,6 +135,7 @@ void auth_access(void *user, const struct vap_rpc_request *req, struct vap_rpc_r
          * a client that retries then spends once, not twice. */
         rv = vap_db_exec_by(conn, req->request_id, req->deadline_ms - REPLY_MARGIN_MS, SQL_SPEND,
                             4, params, &res);
+        auth_code_cache_changed(ctx->code_cache); /* a use spent: counts and lists change */
     }
     if (rv == VAP_ECONFLICT) {
         /* The first attempt committed; its answer was lost. Nothing more is spent. */

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "code_cache.h"
 #include "codes.h"
 #include "db.h"
 #include "pubsub.h"
@@ -29,6 +30,7 @@ struct auth_ctx {
     struct auth_throttle *throttle_addr;  /* failed logins per client address */
     struct auth_throttle *throttle_user;  /* failed admin logins per username */
     struct auth_throttle *throttle_net;   /* failed code logins per network (/24, /64) */
+    struct auth_code_cache *code_cache;   /* recent code lookups and lists (code_cache.c) */
     pthread_mutex_t events_lock;          /* keeps seq order equal to publish order */
     char instance[33];
     atomic_uint_fast64_t seq;             /* last event seq published */

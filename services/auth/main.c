@@ -45,6 +45,7 @@ static struct {
     long throttle_net_max;
     long throttle_window_s;
     long throttle_block_s;
+    long code_cache_ms;
 } cfg;
 
 static const struct vap_config_item config_table[] = {
@@ -71,6 +72,8 @@ static const struct vap_config_item config_table[] = {
      "failed code logins per window from one /24 (IPv4) or /64 (IPv6) network"},
     {"THROTTLE_WINDOW_S", VAP_CONFIG_INT, "300", 1, 86400, 0, &cfg.throttle_window_s, NULL},
     {"THROTTLE_BLOCK_S", VAP_CONFIG_INT, "300", 1, 86400, 0, &cfg.throttle_block_s, NULL},
+    {"AUTH_CODE_CACHE_MS", VAP_CONFIG_INT, "1000", 0, 60000, 0, &cfg.code_cache_ms,
+     "how long code logins and code lists may be answered from memory (0: never)"},
 };
 
 static const struct vap_rpc_method methods[] = {
@@ -166,6 +169,8 @@ int main(int argc, char **argv)
         vap_error(NULL, "cannot allocate throttle tables");
         return 1;
     }
+    if (auth_code_cache_create(&ctx.code_cache, cfg.code_cache_ms) != 0)
+        return 1;
     struct vap_db_options dbo = {
         .conninfo = cfg.database_url,
         .size = (int)cfg.pool_size,
@@ -210,6 +215,7 @@ int main(int argc, char **argv)
     auth_throttle_destroy(ctx.throttle_addr);
     auth_throttle_destroy(ctx.throttle_net);
     auth_throttle_destroy(ctx.throttle_user);
+    auth_code_cache_destroy(ctx.code_cache);
     /* Every socket is closed and every thread joined: free nng's global state too, so a
      * message still queued on a closed socket is not reported as leaked. */
     nng_fini();

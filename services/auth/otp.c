@@ -76,18 +76,61 @@ static void code_failure(struct auth_ctx *ctx, const char *addr_key, const char 
     auth_throttle_fail(ctx->throttle_net, net_key, now);
 }
 
+/* Reads what a code login needs about the row code finds (hash: its current-key hash)
+ * and remembers it. VAP_ENOTFOUND for no row, a database error, or 0. */
+static int find_code(struct auth_ctx *ctx, const struct vap_rpc_request *req, const char *code,
+                     const uint8_t hash[AUTH_CODE_HASH_LEN], struct auth_code_facts *facts)
+{
+    uint8_t prev[AUTH_CODE_HASH_LEN];
+    char hash_hex[2 * AUTH_CODE_HASH_LEN + 3], prev_hex[2 * AUTH_CODE_HASH_LEN + 3];
+    const char *params[2] = {hash_hex, prev_hex};
+    uint64_t gen = auth_code_cache_generation(ctx->code_cache);
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    int rv;
+
+    auth_bytea_hex(hash, AUTH_CODE_HASH_LEN, hash_hex);
+    auth_codes_hash(ctx->prev ? ctx->prev : &ctx->codes, code, prev);
+    auth_bytea_hex(prev, sizeof(prev), prev_hex);
+    sodium_memzero(prev, sizeof(prev));
+    rv = vap_db_acquire(ctx->db, &conn, req->deadline_ms);
+    if (rv != 0)
+        return rv;
+    /* A live row wins over dead ones that once had the same code; then a row under the
+     * current key ($1) over one not yet re-keyed ($2, the current hash again when there
+     * is no previous key). */
+    rv = vap_db_exec(conn, req->request_id,
+                     "SELECT id, is_active, used_count < max_uses FROM auth.otps"
+                     " WHERE code_hash IN ($1, $2) AND deleted_at IS NULL"
+                     " ORDER BY (is_active AND used_count < max_uses) DESC,"
+                     " code_hash = $1 DESC, id DESC LIMIT 1",
+                     2, params, &res);
+    vap_db_release(ctx->db, conn);
+    sodium_memzero(hash_hex, sizeof(hash_hex));
+    sodium_memzero(prev_hex, sizeof(prev_hex));
+    if (rv != 0)
+        return rv;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return VAP_ENOTFOUND;
+    }
+    facts->otp_id = col_int(res, 0, 0);
+    facts->active = PQgetvalue(res, 0, 1)[0] == 't';
+    facts->has_uses = PQgetvalue(res, 0, 2)[0] == 't';
+    PQclear(res);
+    auth_code_cache_put(ctx->code_cache, hash, gen, facts);
+    return 0;
+}
+
 void auth_login_otp(void *user, const struct vap_rpc_request *req,
                     struct vap_rpc_response *resp)
 {
     struct auth_ctx *ctx = user;
     const Vap__LoginOtpRequest *in = (const Vap__LoginOtpRequest *)req->body;
     uint8_t hash[AUTH_CODE_HASH_LEN];
-    char hash_hex[2 * AUTH_CODE_HASH_LEN + 3], prev_hex[2 * AUTH_CODE_HASH_LEN + 3];
     char addr_key[80], net[64], net_key[80];
-    const char *params[2] = {hash_hex, prev_hex};
+    struct auth_code_facts facts;
     struct vap_token_claims claims;
-    PGconn *conn = NULL;
-    PGresult *res = NULL;
     uint32_t wait;
     int rv;
 
@@ -108,47 +151,29 @@ void auth_login_otp(void *user, const struct vap_rpc_request *req,
         return;
     }
     auth_codes_hash(&ctx->codes, in->code, hash);
-    auth_bytea_hex(hash, sizeof(hash), hash_hex);
-    auth_codes_hash(ctx->prev ? ctx->prev : &ctx->codes, in->code, hash);
-    auth_bytea_hex(hash, sizeof(hash), prev_hex);
+    if (!auth_code_cache_find(ctx->code_cache, hash, &facts)) {
+        rv = find_code(ctx, req, in->code, hash, &facts);
+        sodium_memzero(hash, sizeof(hash));
+        if (rv == VAP_ENOTFOUND) {
+            code_failure(ctx, addr_key, net_key);
+            vap_info(req->request_id, "otp login failed: unknown code addr=%s", in->client_addr);
+            vap_rpc_response_error(resp, 401, "Invalid or expired OTP");
+            return;
+        }
+        if (rv != 0) {
+            auth_db_error(resp, rv);
+            return;
+        }
+    }
     sodium_memzero(hash, sizeof(hash));
-    rv = vap_db_acquire(ctx->db, &conn, req->deadline_ms);
-    if (rv != 0) {
-        auth_db_error(resp, rv);
-        return;
-    }
-    /* A live row wins over dead ones that once had the same code; then a row under the
-     * current key ($1) over one not yet re-keyed ($2, the current hash again when there
-     * is no previous key). */
-    rv = vap_db_exec(conn, req->request_id,
-                     "SELECT id, is_active, used_count < max_uses FROM auth.otps"
-                     " WHERE code_hash IN ($1, $2) AND deleted_at IS NULL"
-                     " ORDER BY (is_active AND used_count < max_uses) DESC,"
-                     " code_hash = $1 DESC, id DESC LIMIT 1",
-                     2, params, &res);
-    vap_db_release(ctx->db, conn);
-    if (rv != 0) {
-        auth_db_error(resp, rv);
-        return;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
+    if (!facts.active || !facts.has_uses) {
         code_failure(ctx, addr_key, net_key);
-        vap_info(req->request_id, "otp login failed: unknown code addr=%s", in->client_addr);
-        vap_rpc_response_error(resp, 401, "Invalid or expired OTP");
+        vap_rpc_response_error(resp, 403,
+                               !facts.active ? "OTP is inactive" : "OTP has no remaining uses");
         return;
     }
     memset(&claims, 0, sizeof(claims));
-    claims.otp_id = col_int(res, 0, 0);
-    if (PQgetvalue(res, 0, 1)[0] != 't' || PQgetvalue(res, 0, 2)[0] != 't') {
-        int inactive = PQgetvalue(res, 0, 1)[0] != 't';
-        PQclear(res);
-        code_failure(ctx, addr_key, net_key);
-        vap_rpc_response_error(resp, 403,
-                               inactive ? "OTP is inactive" : "OTP has no remaining uses");
-        return;
-    }
-    PQclear(res);
+    claims.otp_id = facts.otp_id;
     snprintf(claims.sub, sizeof(claims.sub), "otp:%" PRId64, claims.otp_id);
     claims.role = VAP_ROLE_OTP;
     auth_reply_token(ctx, &claims, resp);
@@ -164,11 +189,16 @@ void auth_otp_list(void *user, const struct vap_rpc_request *req,
     const char *params[3] = {limit, offset, filter};
     PGconn *conn = NULL;
     PGresult *res = NULL;
+    uint64_t gen;
     int rv;
 
     snprintf(limit, sizeof(limit), "%d", in->limit > 0 && in->limit <= 10000 ? in->limit : 10000);
     snprintf(offset, sizeof(offset), "%d", in->offset > 0 ? in->offset : 0);
     snprintf(filter, sizeof(filter), "%d", in->active_filter);
+    if (auth_code_cache_list_find(ctx->code_cache, in->limit, in->offset, in->active_filter,
+                                  &resp->body, &resp->body_len))
+        return;
+    gen = auth_code_cache_generation(ctx->code_cache);
     rv = vap_db_acquire(ctx->db, &conn, req->deadline_ms);
     if (rv != 0) {
         auth_db_error(resp, rv);
@@ -186,6 +216,9 @@ void auth_otp_list(void *user, const struct vap_rpc_request *req,
     }
     reply_otp_rows(ctx, res, resp);
     PQclear(res);
+    if (resp->status == 200 && resp->body)
+        auth_code_cache_list_put(ctx->code_cache, in->limit, in->offset, in->active_filter, gen,
+                                 resp->body, resp->body_len);
 }
 
 void auth_otp_create(void *user, const struct vap_rpc_request *req,
@@ -284,6 +317,7 @@ void auth_otp_create(void *user, const struct vap_rpc_request *req,
         rv = VAP_ECONFLICT;
     if (rv == 0)
         rv = vap_db_command(conn, req->request_id, "COMMIT");
+    auth_code_cache_changed(ctx->code_cache); /* a new code may share digits with a dead one */
     if (rv == 0) {
         const char *p[1] = {ids};
         ids[ids_pos++] = '}';

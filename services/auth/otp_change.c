@@ -59,6 +59,7 @@ void auth_otp_update(void *user, const struct vap_rpc_request *req,
                      " SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM changed),"
                      " (SELECT used_count FROM target)",
                      5, params, &res);
+    auth_code_cache_changed(ctx->code_cache); /* committed or not: forget either way */
     if (rv == 0 && PQgetvalue(res, 0, 0)[0] == '0') {
         vap_rpc_response_error(resp, 404, "OTP not found");
         goto out;
@@ -127,6 +128,7 @@ void auth_otp_delete(void *user, const struct vap_rpc_request *req,
                      " WHERE id = $1 AND deleted_at IS NULL RETURNING id",
                      1, params, &res);
     vap_db_release(ctx->db, conn);
+    auth_code_cache_changed(ctx->code_cache);
     if (rv != 0) {
         auth_db_error(resp, rv);
         return;

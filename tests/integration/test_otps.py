@@ -155,3 +155,32 @@ def test_codes_stay_unique_when_created_concurrently(stack):
     live = [o["code"] for o in all_otps(stack.url, admin, page=1000)
             if o["code"] and o["is_active"]]
     assert len(live) == len(set(live)), "two live OTPs share a code"
+
+
+def test_remembered_logins_and_lists_follow_every_change_at_once(stack):
+    # vap-auth answers repeated code logins and lists from memory (code_cache.c); every
+    # change it makes must show in the very next answer, never up to a TTL later.
+    admin = admin_token(stack.url)
+    otp = new_otp(stack.url, admin, 2)
+    login = lambda: call(stack.url, "POST", "/api/auth/login/otp", {"otp_code": otp["code"]})
+    listed = lambda: {o["id"]: o for o in call(stack.url, "GET", "/api/otps/?limit=50",
+                                                token=admin)[1]}
+    for _ in range(3):  # remembered now
+        assert login()[0] == 200
+        assert listed()[otp["id"]]["used_count"] == 0
+    assert call(stack.url, "PUT", f"/api/otps/{otp['id']}", {"is_active": False}, admin)[0] == 200
+    assert login() == (403, {"detail": "OTP is inactive"})
+    assert listed()[otp["id"]]["is_active"] is False
+    assert call(stack.url, "PUT", f"/api/otps/{otp['id']}", {"is_active": True}, admin)[0] == 200
+    assert login()[0] == 200
+    token = otp_token(stack.url, otp["code"])
+    for used in (1, 2):
+        assert call(stack.url, "POST", "/api/agents/access", {"agent_type": "hospital"},
+                    token)[0] == 200
+        assert listed()[otp["id"]]["used_count"] == used
+    assert login() == (403, {"detail": "OTP has no remaining uses"})
+    assert call(stack.url, "PUT", f"/api/otps/{otp['id']}", {"max_uses": 3}, admin)[0] == 200
+    assert login()[0] == 200
+    assert call(stack.url, "DELETE", f"/api/otps/{otp['id']}", token=admin)[0] in (200, 204)
+    assert login()[0] == 401
+    assert otp["id"] not in listed()
