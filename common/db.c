@@ -385,8 +385,11 @@ int vap_db_exec(PGconn *conn, const char *request_id, const char *sql, int npara
 int vap_db_exec_by(PGconn *conn, const char *request_id, int64_t deadline_ms, const char *sql,
                    int nparams, const char *const *params, PGresult **out)
 {
-    char name[24], ms[24];
+    static const char SET_LIMIT[] = "SELECT set_config('statement_timeout', $1, false)";
+    static const char RESET_LIMIT[] = "RESET statement_timeout";
+    char name[24], set_name[24], reset_name[24], ms[24];
     const char *limit[1] = {ms};
+    int set_prepared, reset_prepared;
     int64_t left = vap_ms_left(deadline_ms);
     PGresult *res = NULL;
     int prepared, syncs = 0, rv = 0, sent;
@@ -395,21 +398,27 @@ int vap_db_exec_by(PGconn *conn, const char *request_id, int64_t deadline_ms, co
         *out = NULL;
     if (left <= 0)
         return VAP_ETIMEDOUT;
+    /* all three prepared once per connection: parsing them each time cost more than
+     * the spend itself in the access benchmark */
     prepared = prepare(conn, request_id, sql, nparams, name);
-    if (prepared < 0)
-        return prepared;
+    set_prepared = prepared < 0 ? prepared : prepare(conn, request_id, SET_LIMIT, 1, set_name);
+    reset_prepared =
+        set_prepared < 0 ? set_prepared : prepare(conn, request_id, RESET_LIMIT, 0, reset_name);
+    if (reset_prepared < 0)
+        return reset_prepared;
     snprintf(ms, sizeof(ms), "%lld", (long long)left);
     /* One round trip: the limit, the statement, the session's own limit back; each
      * followed by a sync, so that a cancelled statement does not skip the reset. */
     if (PQenterPipelineMode(conn) != 1)
         return VAP_EUNAVAIL;
-    sent = PQsendQueryParams(conn, "SELECT set_config('statement_timeout', $1, false)", 1,
-                             NULL, limit, NULL, NULL, 0) == 1 &&
+    sent = (set_prepared ? PQsendQueryPrepared(conn, set_name, 1, limit, NULL, NULL, 0)
+                         : PQsendQueryParams(conn, SET_LIMIT, 1, NULL, limit, NULL, NULL, 0)) == 1 &&
            PQpipelineSync(conn) == 1 &&
            (prepared ? PQsendQueryPrepared(conn, name, nparams, params, NULL, NULL, 0)
                      : PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)) == 1 &&
            PQpipelineSync(conn) == 1 &&
-           PQsendQueryParams(conn, "RESET statement_timeout", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+           (reset_prepared ? PQsendQueryPrepared(conn, reset_name, 0, NULL, NULL, NULL, 0)
+                           : PQsendQueryParams(conn, RESET_LIMIT, 0, NULL, NULL, NULL, NULL, 0)) == 1 &&
            PQpipelineSync(conn) == 1;
     while (sent && syncs < 3) {
         PGresult *r = PQgetResult(conn);
