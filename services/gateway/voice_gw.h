@@ -51,6 +51,7 @@ struct gw_vconn {
     struct mg_connection *conn;
     struct gw_worker *worker; /* where the session lives (not owned) */
     char worker_id[GW_WORKER_ID_MAX];
+    uint64_t placed_epoch; /* the worker's heartbeat count when placed there (0: none) */
     char session_id[160];
     char agent[64];
     char token_jti[48];

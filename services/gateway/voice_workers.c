@@ -32,7 +32,8 @@ struct gw_worker {
     struct gw_worker *next;
     char id[96];
     char url[256];
-    int capacity, active, placed;
+    int capacity, active, placed; /* placed: by this gateway since the last heartbeat */
+    uint64_t epoch;               /* heartbeats seen: which ones `placed` counts */
     bool draining;
     int64_t last_seen_ms;
     char agents[WORKER_MAX_AGENTS][64];
@@ -374,6 +375,7 @@ static void on_heartbeat(void *user, const uint8_t *data, size_t len)
         w->capacity = hb->capacity;
         w->active = hb->active;
         w->placed = 0;
+        w->epoch++;
         w->draining = hb->draining;
         w->last_seen_ms = vap_now_ms();
         w->n_agents = 0;
@@ -633,6 +635,7 @@ int gw_voice_open(struct gw_vconn *c, const Vap__SessionOpen *open, const char *
     }
     best->refs++;
     best->placed++;
+    c->placed_epoch = best->epoch;
     c->id = ++V.next_conn_id;
     snprintf(c->worker_id, sizeof(c->worker_id), "%s", best->id);
     c->next_in_table = V.conns[c->id % CONN_BUCKETS];
@@ -688,6 +691,14 @@ void gw_voice_unregister(struct gw_vconn *c)
 {
     struct gw_vconn **pp;
     pthread_mutex_lock(&V.lock);
+    /* A session that ends before its worker's next heartbeat no longer takes a place:
+     * a burst of short sessions used to fill the worker's `placed` until the heartbeat
+     * and get "No voice worker available" with the worker nearly empty. */
+    for (struct gw_worker *w = V.workers; w; w = w->next)
+        if (c->placed_epoch && w->epoch == c->placed_epoch && w->placed > 0 &&
+            strcmp(w->id, c->worker_id) == 0)
+            w->placed--;
+    c->placed_epoch = 0;
     for (pp = &V.conns[c->id % CONN_BUCKETS]; *pp; pp = &(*pp)->next_in_table)
         if (*pp == c) {
             *pp = c->next_in_table;

@@ -214,3 +214,29 @@ def test_a_thousand_idle_voice_sessions_are_held_open(fstack):
             break
         time.sleep(0.5)
     assert sessions >= IDLE + 1
+
+
+def test_a_burst_of_short_sessions_finds_the_places_they_gave_back():
+    # The gateway counts sessions it placed on a worker since that worker's last
+    # heartbeat (heartbeats come every second). Sessions that had already ended still
+    # counted until the next one, so a burst of short sessions (a visitor reconnecting,
+    # the soak's warm-up) got "No voice worker available" from a nearly empty worker.
+    gen = running_stack(1, {"VOICE_CAPACITY": "2"})
+    s = next(gen)
+    try:
+        admin = admin_token(s.url)
+        otp = new_otp(s.url, admin, 20)
+        token = otp_token(s.url, otp["code"])
+        for i in range(8):
+            status, body = call(s.url, "POST", "/api/agents/access", {"agent_type": "hospital"},
+                                token)
+            assert status == 200, body
+            c = VoiceClient(s.url, token, agent="hospital", mic=False)
+            try:
+                c.wait_type("session.started", timeout=15)
+                c.send_event(type="end")
+                c.wait_type("session.ended", timeout=15)
+            finally:
+                c.close()
+    finally:
+        gen.close()
