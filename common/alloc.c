@@ -13,6 +13,7 @@
  */
 #include "alloc.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,4 +45,9 @@ void vap_alloc_untcache(char **argv)
     execv("/proc/self/exe", argv);
     /* not fatal: the service runs, with the cache on */
     vap_warn(NULL, "could not re-execute with the thread cache off; running with it on");
+}
+
+void vap_alloc_trim(void)
+{
+    malloc_trim(0);
 }

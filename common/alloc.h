@@ -14,4 +14,9 @@
  */
 void vap_alloc_untcache(char **argv);
 
+/* Gives the allocator's free pages inside its heaps back to the kernel (malloc_trim):
+ * for processes whose working set comes and goes in large pieces (the voice workers'
+ * speech decoders), called from a periodic loop, not a hot path. */
+void vap_alloc_trim(void);
+
 #endif

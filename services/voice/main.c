@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "agents.h"
+#include "alloc.h"
 #include "clock.h"
 #include "config.h"
 #include "err.h"
@@ -153,6 +154,8 @@ int main(void)
         if (now >= next_beat) {
             send_heartbeat(w, ++seq);
             next_beat = now + 1000;
+            if (seq % 30 == 0)
+                vap_alloc_trim(); /* decoders' utterance memory freed between turns */
         }
         if (drain_until && (voice_sessions_active(w) == 0 || now >= drain_until))
             break;
