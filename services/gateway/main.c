@@ -210,7 +210,11 @@ int main(int argc, char **argv)
         while (gw_metrics_in_flight_now(gw.metrics) > 0 && vap_now_ms() < until)
             vap_signals_wait(20);
     }
+    /* Each step is logged: a stop that hangs shows in the log where it stands. */
+    vap_info(NULL, "vap-gateway stopping http in_flight=%d voice_streams=%d",
+             gw_metrics_in_flight_now(gw.metrics), gw_voice_sessions());
     mg_stop(mg);
+    vap_info(NULL, "vap-gateway http stopped; closing voice links and rpc clients");
     gw_voice_stop();
     gw_revocations_stop(gw.revocations);
     vap_rpc_client_close(gw.auth);

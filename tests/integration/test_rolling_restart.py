@@ -35,6 +35,7 @@ together at the end, after a printed summary of the numbers.
 """
 import collections
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -438,6 +439,26 @@ def backtrace(s, name, pid):
     return path
 
 
+def stack_summary(path, frames=8):
+    """The saved stacks grouped by shape: one line per distinct chain of function names
+    (innermost first) with how many threads share it, so a report shows where it hangs."""
+    groups, chain = {}, None
+    with open(path) as f:
+        for line in f:
+            if line.startswith("Thread "):
+                if chain is not None:
+                    groups[tuple(chain)] = groups.get(tuple(chain), 0) + 1
+                chain = []
+            elif line.startswith("#") and chain is not None and len(chain) < frames:
+                m = re.search(r" in (\S+) \(|^#\d+\s+(\S+) \(", line)
+                if m:
+                    chain.append(m.group(1) or m.group(2))
+    if chain is not None:
+        groups[tuple(chain)] = groups.get(tuple(chain), 0) + 1
+    return "\n".join(f"  {n} x {' <- '.join(c)}"
+                     for c, n in sorted(groups.items(), key=lambda kv: kv[1]))
+
+
 def wait_new_pid(s, name, old, timeout):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -456,7 +477,8 @@ def stop_timeout(s, run, name, pid, seconds):
     path = backtrace(s, name, pid)
     run.problem(f"{name} (pid {pid}) did not exit within {seconds} s of SIGTERM; stacks "
                 f"in {path}; its log ends:\n" + "\n".join(
-                    s.log_text("extra0" if name == "extra" else name).splitlines()[-5:]))
+                    s.log_text("extra0" if name == "extra" else name).splitlines()[-5:]) +
+                "\nits threads:\n" + stack_summary(path))
     os.kill(pid, signal.SIGKILL)
 
 
