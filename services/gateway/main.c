@@ -216,6 +216,7 @@ int main(int argc, char **argv)
     mg_stop(mg);
     vap_info(NULL, "vap-gateway http stopped; closing voice links and rpc clients");
     gw_voice_stop();
+    gw_vconn_lost_records_stop();
     gw_revocations_stop(gw.revocations);
     vap_rpc_client_close(gw.auth);
     vap_rpc_client_close(gw.usage);

@@ -2,11 +2,13 @@
 dropped with a reason while the other sessions go on; a thousand idle voice sessions
 are held open (pinged, never timed out) while REST and a spoken conversation carry on,
 with memory and threads measured, and the gateway's stream limit refuses the rest with
-a reason; everything is given back when they close."""
+a reason; everything is given back when they close. A session lost with its worker
+while vap-usage hangs is reported once more, and named in the log, when the gateway stops."""
 import json
 import os
 import resource
 import shutil
+import signal
 import threading
 import time
 
@@ -239,4 +241,45 @@ def test_a_burst_of_short_sessions_finds_the_places_they_gave_back():
             finally:
                 c.close()
     finally:
+        gen.close()
+
+
+def test_a_lost_sessions_record_gets_a_last_try_when_the_gateway_stops():
+    # The gateway reports a session whose worker died to vap-usage itself, retrying for
+    # a minute. A gateway stopping meanwhile left that retrying thread running on the
+    # RPC client it had just closed. Now the stop wakes it for one last try, waits for
+    # it, and says in the log which session's record could not be delivered.
+    gen = running_stack(1, {"GW_DRAIN_MS": "0"})
+    s = next(gen)
+    usage = None
+    try:
+        admin = admin_token(s.url)
+        token = otp_token(s.url, new_otp(s.url, admin, 2)["code"])
+        status, body = call(s.url, "POST", "/api/agents/access", {"agent_type": "hospital"},
+                            token)
+        assert status == 200, body
+        c = VoiceClient(s.url, token, agent="hospital", mic=False)
+        sid = c.wait_type("session.started", timeout=15)["session_id"]
+        usage = s.pid("usage")
+        os.kill(usage, signal.SIGSTOP)  # vap-usage hangs: every report times out
+        s.kill("voice1")
+        assert c.wait_type("session.ended", timeout=5)["reason"] == "worker_lost"
+        c.close()
+        time.sleep(0.5)
+        gateway = s.pid("gateway")
+        t0 = time.monotonic()
+        os.kill(gateway, signal.SIGTERM)
+        while os.path.exists(f"/proc/{gateway}"):  # the supervisor reaps it at once
+            assert time.monotonic() - t0 < 15, "the gateway did not stop"
+            time.sleep(0.05)
+        stopped_s = time.monotonic() - t0
+        os.kill(usage, signal.SIGCONT)
+        usage = None
+        log = s.log_text("gateway")
+        assert f"voice session record not delivered session={sid}" in log, log[-2000:]
+        assert "vap-gateway stopped" in log
+        assert stopped_s < 10, stopped_s  # one last try (3 s deadline), not the minute
+    finally:
+        if usage:
+            os.kill(usage, signal.SIGCONT)
         gen.close()
