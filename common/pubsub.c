@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "link.h"
 #include "log.h"
 
 #define PUBSUB_MAX_MSG (1024 * 1024)
@@ -37,7 +38,7 @@ static int attach(nng_socket sock, const char *urls, int dial, const char *what)
     char one[512];
     const char *p = urls;
     if (!dial) {
-        int rv = nng_listen(sock, urls, NULL, 0);
+        int rv = vap_link_listen(sock, urls, NULL);
         if (rv != 0)
             vap_error(NULL, "%s listen failed url=%s error=\"%s\"", what, urls, nng_strerror(rv));
         return rv;
@@ -50,7 +51,7 @@ static int attach(nng_socket sock, const char *urls, int dial, const char *what)
             int rv;
             memcpy(one, p, n);
             one[n] = '\0';
-            rv = nng_dial(sock, one, NULL, NNG_FLAG_NONBLOCK);
+            rv = vap_link_dial(sock, one, NNG_FLAG_NONBLOCK);
             if (rv != 0) {
                 vap_error(NULL, "%s dial failed url=%s error=\"%s\"", what, one, nng_strerror(rv));
                 return rv;

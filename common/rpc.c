@@ -19,6 +19,7 @@
 
 #include "clock.h"
 #include "err.h"
+#include "link.h"
 #include "log.h"
 #include "prometheus.h"
 #include "rpc.pb-c.h"
@@ -86,7 +87,7 @@ int vap_rpc_client_open(struct vap_rpc_client **out, const char *url)
      * only duplicate work. Resends still happen when a connection breaks. */
     nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     for (int i = 0; i < RPC_CONNECTIONS && rv == 0; i++)
-        rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK);
+        rv = vap_link_dial(c->sock, url, NNG_FLAG_NONBLOCK);
     if (rv != 0) {
         vap_error(NULL, "rpc dial failed url=%s error=\"%s\"", url, nng_strerror(rv));
         nng_close(c->sock);
@@ -444,7 +445,7 @@ int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
     rv = nng_rep0_open(&srv->sock);
     if (rv == 0) {
         nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_MSG);
-        rv = nng_listen(srv->sock, url, NULL, 0);
+        rv = vap_link_listen(srv->sock, url, NULL);
         if (rv != 0)
             nng_close(srv->sock);
     }

@@ -20,6 +20,7 @@
 
 #include "clock.h"
 #include "err.h"
+#include "link.h"
 #include "log.h"
 #include "pubsub.h"
 #include "voice_gw.h"
@@ -317,7 +318,7 @@ static struct gw_worker *worker_create_locked(const Vap__WorkerHeartbeat *hb)
     nng_socket_set_ms(w->sock, NNG_OPT_RECONNMAXT, 500);
     nng_pipe_notify(w->sock, NNG_PIPE_EV_ADD_POST, on_pipe, w);
     nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, on_pipe, w);
-    if (nng_dial(w->sock, w->url, NULL, NNG_FLAG_NONBLOCK) != 0) {
+    if (vap_link_dial(w->sock, w->url, NNG_FLAG_NONBLOCK) != 0) {
         vap_error(NULL, "cannot link to voice worker worker=%s url=%s", w->id, w->url);
         nng_close(w->sock);
         free(w);
@@ -429,21 +430,23 @@ static int media_listen(const char *url, const char *advertise_host)
 {
     nng_listener l;
     const char *colon = strrchr(url, ':');
+    size_t scheme = 0;
     int port = 0;
     if (nng_pull0_open(&V.pull) != 0)
         return VAP_EINTERNAL;
     nng_socket_set_size(V.pull, NNG_OPT_RECVMAXSZ, LINK_MAX_FRAME);
     nng_socket_set_ms(V.pull, NNG_OPT_RECVTIMEO, 200);
     nng_socket_set_int(V.pull, NNG_OPT_RECVBUF, 1024);
-    if (nng_listen(V.pull, url, &l, 0) != 0) {
+    if (vap_link_listen(V.pull, url, &l) != 0) {
         vap_error(NULL, "cannot listen for voice media url=%s", url);
         return VAP_EUNAVAIL;
     }
     snprintf(V.reply_url, sizeof(V.reply_url), "%s", url);
-    if (strncmp(url, "tcp://", 6) == 0 && colon && strcmp(colon, ":0") == 0 &&
+    if (vap_link_is_tcp(url, &scheme) && colon && strcmp(colon, ":0") == 0 &&
         nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0) {
         if (advertise_host && advertise_host[0])
-            snprintf(V.reply_url, sizeof(V.reply_url), "tcp://%s:%d", advertise_host, port);
+            snprintf(V.reply_url, sizeof(V.reply_url), "%.*s%s:%d", (int)scheme, url,
+                     advertise_host, port);
         else
             snprintf(V.reply_url, sizeof(V.reply_url), "%.*s:%d", (int)(colon - url), url, port);
     }

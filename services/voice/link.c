@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "link.h"
 #include "log.h"
 #include "voice.h"
 
@@ -71,7 +72,7 @@ struct voice_peer *voice_peer_get(struct voice_worker *w, const char *url)
             nng_pipe_notify(peer->push, NNG_PIPE_EV_ADD_POST, on_peer_pipe, peer);
             nng_pipe_notify(peer->push, NNG_PIPE_EV_REM_POST, on_peer_pipe, peer);
             /* In the background: a send waits (up to SENDTIMEO) for the pipe to come up. */
-            if (nng_dial(peer->push, url, NULL, NNG_FLAG_NONBLOCK) != 0) {
+            if (vap_link_dial(peer->push, url, NNG_FLAG_NONBLOCK) != 0) {
                 vap_warn(NULL, "cannot dial gateway url=%s", url);
                 nng_close(peer->push);
                 free(peer);
@@ -116,22 +117,23 @@ static void *link_main(void *arg)
 }
 
 /*
- * With a tcp URL ending in ":0" the kernel picks the port; the worker then announces
- * tcp://<VOICE_ADVERTISE_HOST or the listen host>:<port>, so N workers need no
+ * With a tcp:// (or tls+tcp://) URL ending in ":0" the kernel picks the port; the worker
+ * then announces <scheme><VOICE_ADVERTISE_HOST or the listen host>:<port>, so N workers need no
  * per-instance configuration (./portal up, docker-compose --scale).
  */
 static void resolve_advertised(struct voice_worker *w, nng_listener listener)
 {
     static char url[300];
     const char *u = w->cfg.media_url, *colon = strrchr(u, ':');
+    size_t scheme = 0;
     int port = 0;
-    if (w->cfg.advertise_url[0] || strncmp(u, "tcp://", 6) != 0 || !colon ||
+    if (w->cfg.advertise_url[0] || !vap_link_is_tcp(u, &scheme) || !colon ||
         strcmp(colon, ":0") != 0)
         return;
     if (nng_listener_get_int(listener, NNG_OPT_TCP_BOUND_PORT, &port) != 0)
         return;
     if (w->cfg.advertise_host && w->cfg.advertise_host[0])
-        snprintf(url, sizeof(url), "tcp://%s:%d", w->cfg.advertise_host, port);
+        snprintf(url, sizeof(url), "%.*s%s:%d", (int)scheme, u, w->cfg.advertise_host, port);
     else
         snprintf(url, sizeof(url), "%.*s:%d", (int)(colon - u), u, port);
     w->cfg.advertise_url = url;
@@ -146,7 +148,7 @@ int voice_link_start(struct voice_worker *w)
     nng_socket_set_size(w->link, NNG_OPT_RECVMAXSZ, LINK_MAX_FRAME);
     nng_socket_set_ms(w->link, NNG_OPT_RECVTIMEO, 200);
     nng_socket_set_int(w->link, NNG_OPT_RECVBUF, 1024);
-    rv = nng_listen(w->link, w->cfg.media_url, &listener, 0);
+    rv = vap_link_listen(w->link, w->cfg.media_url, &listener);
     if (rv != 0) {
         vap_error(NULL, "media link listen failed url=%s error=\"%s\"", w->cfg.media_url,
                   nng_strerror(rv));
