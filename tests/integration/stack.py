@@ -163,6 +163,11 @@ def finish_stacks(stacks, session):
         session.exitstatus = 1
 
 
+# The nng URLs of the internal links (use_link_tls switches them all to tls+tcp://).
+LINK_URL_KEYS = ("AUTH_RPC_URL", "AUTH_EVENTS_URL", "USAGE_RPC_URL", "GW_VOICE_HEARTBEAT_URL",
+                 "VOICE_HEARTBEAT_URLS", "VOICE_MEDIA_URL", "GW_VOICE_MEDIA_URL")
+
+
 class Stack:
     """The portal's services under vap-supervisor, on free ports."""
 
@@ -204,6 +209,19 @@ class Stack:
         self.services = tuple(services) + tuple(f"voice{i + 1}" for i in range(voice_workers))
         self.proc = None
         self.extra = []
+
+    def use_link_tls(self):
+        """Before start(): every internal link on mutual TLS (tls+tcp:// URLs), with a CA
+        and a certificate made by deploy/link-certs.sh in the stack's directory."""
+        d = os.path.join(self.dir, "link-tls")
+        subprocess.run([os.path.join(REPO, "deploy", "link-certs.sh"), d, "link"], check=True,
+                       capture_output=True)
+        for key in LINK_URL_KEYS:
+            self.env[key] = self.env.get(key, "tcp://127.0.0.1:0").replace("tcp://",
+                                                                           "tls+tcp://")
+        self.env.update(LINK_TLS_CA_FILE=os.path.join(d, "ca.crt"),
+                        LINK_TLS_CERT_FILE=os.path.join(d, "link.pem"))
+        return self
 
     def start(self, timeout=30):
         specs = [f"{name}:{self.bin}/vap-{name.rstrip('0123456789')}" for name in self.services]

@@ -16,10 +16,6 @@ from stack import REPO, STARTED, PgCluster, Stack, free_port
 from test_agents import admin_token, call, new_otp, otp_token
 from voice_client import VoiceClient
 
-URL_KEYS = ("AUTH_RPC_URL", "AUTH_EVENTS_URL", "USAGE_RPC_URL", "GW_VOICE_HEARTBEAT_URL",
-            "VOICE_HEARTBEAT_URLS", "VOICE_MEDIA_URL", "GW_VOICE_MEDIA_URL")
-
-
 def link_certs(d, *names):
     """deploy/link-certs.sh, as an operator runs it."""
     subprocess.run([os.path.join(REPO, "deploy", "link-certs.sh"), d, *names], check=True,
@@ -27,20 +23,16 @@ def link_certs(d, *names):
 
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    ours, other = tmp_path_factory.mktemp("certs"), tmp_path_factory.mktemp("other-ca")
-    link_certs(str(ours), "link")
+def rogue_cert(tmp_path_factory):
+    other = tmp_path_factory.mktemp("other-ca")
     link_certs(str(other), "rogue")  # the same server name, another CA
-    return {"ca": f"{ours}/ca.crt", "link": f"{ours}/link.pem", "rogue": f"{other}/rogue.pem"}
+    return f"{other}/rogue.pem"
 
 
 @pytest.fixture(scope="module")
-def tls_stack(certs):
+def tls_stack():
     cluster = PgCluster()
-    s = Stack(cluster, voice_workers=1)
-    for key in URL_KEYS:
-        s.env[key] = s.env.get(key, "tcp://127.0.0.1:0").replace("tcp://", "tls+tcp://")
-    s.env.update(LINK_TLS_CA_FILE=certs["ca"], LINK_TLS_CERT_FILE=certs["link"])
+    s = Stack(cluster, voice_workers=1).use_link_tls()
     STARTED.append(s)
     try:
         s.start()
@@ -98,13 +90,14 @@ def start_gateway(s, **env):
 
 
 @pytest.mark.parametrize("outsider", ["certificate from another CA", "plain tcp"])
-def test_a_process_outside_the_ca_gets_nothing_from_the_services(tls_stack, certs, outsider):
+def test_a_process_outside_the_ca_gets_nothing_from_the_services(tls_stack, rogue_cert,
+                                                                   outsider):
     s = tls_stack
     if outsider == "plain tcp":
         env = {k: s.env[k].replace("tls+tcp://", "tcp://") for k in ("AUTH_RPC_URL",
                "AUTH_EVENTS_URL", "USAGE_RPC_URL")}
     else:
-        env = {"LINK_TLS_CERT_FILE": certs["rogue"]}
+        env = {"LINK_TLS_CERT_FILE": rogue_cert}
     proc, url = start_gateway(s, **env)
     try:
         deadline, status, body = time.time() + 15, None, None
