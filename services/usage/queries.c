@@ -160,14 +160,13 @@ void usage_traffic(void *user, const struct vap_rpc_request *req,
                        2, params, &res);
         else
             rv = query(ctx, req,
-                       "SELECT t.agent_type, count(a.id), count(DISTINCT a.otp_id),"
-                       " (SELECT count(*) FROM usage.sessions s WHERE s.agent_type = t.agent_type),"
-                       " (SELECT coalesce(sum(duration_seconds), 0) FROM usage.sessions s"
-                       "  WHERE s.agent_type = t.agent_type),"
-                       " coalesce((extract(epoch FROM max(a.accessed_at)) * 1000)::int8, 0), 0"
+                       /* totals kept by triggers (migrations/002_agent_totals.sql) */
+                       "SELECT t.agent_type, coalesce(x.accesses, 0), coalesce(x.users, 0),"
+                       " coalesce(x.sessions, 0), coalesce(x.session_seconds, 0),"
+                       " coalesce((extract(epoch FROM x.last_accessed_at) * 1000)::int8, 0), 0"
                        " FROM unnest($1::text[]) AS t(agent_type)"
-                       " LEFT JOIN usage.accesses a ON a.agent_type = t.agent_type"
-                       " GROUP BY t.agent_type ORDER BY t.agent_type",
+                       " LEFT JOIN usage.agent_totals x ON x.agent_type = t.agent_type"
+                       " ORDER BY t.agent_type",
                        1, params, &res);
     }
     free(types);
