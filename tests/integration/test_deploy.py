@@ -32,12 +32,12 @@ HEALTHCHECK = os.path.join(DEPLOY, "healthcheck.sh")
 SERVICES = ("gateway", "auth", "usage", "voice")  # services/<name>/, binary vap-<name>
 # A dialled variable whose listener has another name; otherwise both have the same name.
 DIAL_TO_LISTEN = {"VOICE_HEARTBEAT_URLS": "GW_VOICE_HEARTBEAT_URL"}
-# Calls that listen on / dial the URL passed to them (common/rpc.c, common/pubsub.c and
-# the services' own wrappers around those and nng).
+# Calls that listen on / dial the URL passed to them (common/rpc.c, common/pubsub.c,
+# common/link.c and the services' own wrappers around those and nng).
 LISTEN_CALLS = ("vap_rpc_server_start", "vap_pub_open", "vap_sub_open_listen", "nng_listen",
-                "gw_voice_start", "media_listen")
+                "vap_link_listen", "gw_voice_start", "media_listen")
 DIAL_CALLS = ("vap_rpc_client_open", "vap_sub_open", "vap_pub_open_dial", "nng_dial",
-              "gw_revocations_start", "usage_sync_start")
+              "vap_link_dial", "gw_revocations_start", "usage_sync_start")
 WILDCARD = "0.0.0.0"
 
 
