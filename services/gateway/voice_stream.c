@@ -33,6 +33,30 @@ static struct gw_ctx *G;
 
 /* ---- the client's writer ---- */
 
+/*
+ * Called under c->lock when the writer is told to stop: the connection's read loop has
+ * ended (the client closed, or a client still sending after our close frame was cut
+ * off), and a close frame may still be queued behind other frames. It is sent anyway,
+ * so the client learns the code and reason; the frames before it are dropped.
+ */
+static void send_queued_close_locked(struct gw_vconn *c)
+{
+    char payload[125];
+    size_t len = 0;
+    bool found = false;
+    for (struct gw_out *o = c->head; o && !found; o = o->next)
+        if (o->opcode == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE && o->len <= sizeof(payload)) {
+            memcpy(payload, o->data, o->len);
+            len = o->len;
+            found = true;
+        }
+    if (!found)
+        return;
+    pthread_mutex_unlock(&c->lock);
+    mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, payload, len);
+    pthread_mutex_lock(&c->lock);
+}
+
 static void *writer_main(void *arg)
 {
     struct gw_vconn *c = arg;
@@ -43,6 +67,7 @@ static void *writer_main(void *arg)
         while (!c->head && !c->stop_writer)
             pthread_cond_wait(&c->cond, &c->lock);
         if (c->stop_writer) {
+            send_queued_close_locked(c);
             pthread_mutex_unlock(&c->lock);
             break;
         }
