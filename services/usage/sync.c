@@ -1,10 +1,12 @@
 /*
  * Following auth's outbox without losing or doubling an event. Live events come over
  * pub/sub and are queued; one applier thread writes them in batches. Every second, and
- * at once when a sequence gap shows up, it asks vap-auth (req/rep) for outbox rows after
- * the highest seq applied plus the "holes" below it. A hole is a seq not seen yet while
- * a higher one was: usually a transaction that committed later than a newer one,
- * sometimes one that rolled back (its seq never appears); holes are re-asked until they
+ * when a sequence gap has stayed open for HOLE_GRACE_MS, it asks vap-auth (req/rep) for
+ * outbox rows after the highest seq applied plus the "holes" below it. A hole is a seq
+ * not seen yet while a higher one was: usually a transaction that committed later than a
+ * newer one (its event arrives live a moment later, hence the grace: under load nearly
+ * every batch opens one, and asking at once cost more than the inserts), sometimes an
+ * event pub/sub dropped, or one that rolled back (its seq never appears); holes are re-asked until they
  * arrive, or until auth has answered for 60 s without them (an outage of auth or of the
  * database never expires a hole). Inserts are keyed by the outbox seq (ON CONFLICT DO NOTHING),
  * so applying an event twice changes nothing. The cursor stored with each batch is the
@@ -13,6 +15,7 @@
  * auth's outbox (committed durably) and is re-read after a crash.
  */
 #include <inttypes.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +34,23 @@
 #define HOLES_MAX 4096
 #define HOLE_TTL_MS 60000
 #define CATCHUP_INTERVAL_MS 1000
+#define HOLE_GRACE_MS 200 /* a new hole is asked for when still open after this */
 #define BATCH_LIMIT 1000
+
+/* A batch of access events, $1 = [{seq, otp_id, agent, grant_id, at_ms}, ...]. An access whose
+ * session was reported before the access event arrived takes the session's figures
+ * (found by grant, one index probe per access). */
+#define SQL_INSERT_ACCESSES                                                                \
+    "INSERT INTO usage.accesses (outbox_seq, otp_id, agent_type, grant_id, accessed_at,"     \
+    " session_id, duration_seconds)"                                                        \
+    " SELECT e.seq, nullif(e.otp_id, 0), e.agent, nullif(e.grant_id, '')::uuid,"           \
+    "   to_timestamp(e.at_ms / 1000.0), s.session_id, s.duration_seconds"                    \
+    " FROM json_to_recordset($1::json)"                                                     \
+    "   AS e(seq int8, otp_id int8, agent text, grant_id text, at_ms int8)"                  \
+    " LEFT JOIN LATERAL (SELECT t.session_id, t.duration_seconds FROM usage.sessions t"     \
+    "   WHERE t.grant_id = nullif(e.grant_id, '')::uuid LIMIT 1) s ON true"                 \
+    " ORDER BY e.seq"                                                                       \
+    " ON CONFLICT (outbox_seq) DO NOTHING"
 
 struct hole {
     int64_t seq;
@@ -136,6 +155,41 @@ static void track(struct usage_sync *s, Vap__UsageEvent **events, size_t n, int6
         }
 }
 
+/* $1 of SQL_INSERT_ACCESSES: the events as a JSON array; NULL when out of memory. */
+static char *accesses_json(Vap__UsageEvent *const *events, size_t n)
+{
+    json_t *arr = json_array();
+    char *text = NULL;
+    for (size_t i = 0; arr && i < n; i++) {
+        const Vap__UsageEvent *e = events[i];
+        json_t *item = json_pack("{s:I, s:I, s:s, s:s, s:I}", "seq", (json_int_t)e->seq,
+                                 "otp_id", (json_int_t)e->otp_id, "agent", e->agent_type,
+                                 "grant_id", e->grant_id, "at_ms", (json_int_t)e->occurred_at_ms);
+        if (!item || json_array_append_new(arr, item) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    if (arr)
+        text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return text;
+}
+
+/* Every event of the batch in one statement (one round trip, and the totals' trigger
+ * runs once per statement). */
+static int insert_accesses(PGconn *conn, Vap__UsageEvent *const *events, size_t n)
+{
+    char *json = accesses_json(events, n);
+    const char *p[1] = {json};
+    int rv;
+    if (!json)
+        return VAP_ENOMEM;
+    rv = vap_db_exec(conn, NULL, SQL_INSERT_ACCESSES, 1, p, NULL);
+    free(json);
+    return rv;
+}
+
 /* Writes events and the cursor in one transaction. */
 static int apply(struct usage_sync *s, Vap__UsageEvent **events, size_t n)
 {
@@ -150,23 +204,8 @@ static int apply(struct usage_sync *s, Vap__UsageEvent **events, size_t n)
     if (rv != 0)
         return rv;
     rv = vap_db_command(conn, NULL, "BEGIN; SET LOCAL synchronous_commit = off");
-    for (size_t i = 0; rv == 0 && i < n; i++) {
-        char seq[24], otp[24], at[24];
-        const Vap__UsageEvent *e = events[i];
-        const char *p[5] = {seq, otp, e->agent_type, e->grant_id[0] ? e->grant_id : NULL, at};
-        snprintf(seq, sizeof(seq), "%" PRId64, e->seq);
-        snprintf(otp, sizeof(otp), "%" PRId64, e->otp_id);
-        snprintf(at, sizeof(at), "%" PRId64, e->occurred_at_ms);
-        rv = vap_db_exec(conn, NULL,
-                         "INSERT INTO usage.accesses (outbox_seq, otp_id, agent_type, grant_id,"
-                         " accessed_at, session_id, duration_seconds)"
-                         " SELECT $1, nullif($2::int8, 0), $3, $4::uuid,"
-                         " to_timestamp($5::float8 / 1000), s.session_id, s.duration_seconds"
-                         " FROM (SELECT 1) one LEFT JOIN usage.sessions s"
-                         "  ON s.grant_id = $4::uuid"
-                         " ON CONFLICT (outbox_seq) DO NOTHING",
-                         5, p, NULL);
-    }
+    if (rv == 0)
+        rv = insert_accesses(conn, events, n);
     if (rv == 0) {
         /* Cursor computed as if the batch commits; on failure the state is rebuilt. */
         int64_t saved_max = s->applied_max;
@@ -249,6 +288,15 @@ static int catch_up(struct usage_sync *s)
     return rv != 0 ? -1 : more;
 }
 
+/* Whether a hole not asked about yet has been open for HOLE_GRACE_MS. */
+static int hole_overdue(const struct usage_sync *s, int64_t now)
+{
+    for (int i = 0; i < s->n_holes; i++)
+        if (!s->holes[i].absent_since_ms && now - s->holes[i].since_ms >= HOLE_GRACE_MS)
+            return 1;
+    return 0;
+}
+
 static void *applier_thread(void *arg)
 {
     struct usage_sync *s = arg;
@@ -292,13 +340,10 @@ static void *applier_thread(void *arg)
             ready = load_cursor(s) == 0;
             want_catchup = 1;
         }
-        if (ready && n > 0) {
-            int64_t before = s->applied_max;
-            if (apply(s, batch, n) != 0)
-                want_catchup = 1; /* the outbox still has them */
-            else if (s->n_holes > 0 || batch[0]->seq > before + 1)
-                want_catchup = 1;
-        }
+        if (ready && n > 0 && apply(s, batch, n) != 0)
+            want_catchup = 1; /* the outbox still has them */
+        if (ready && (s->overflowed || hole_overdue(s, vap_now_ms())))
+            want_catchup = 1;
         for (size_t i = 0; i < n; i++)
             vap__usage_event__free_unpacked(batch[i], NULL);
         free(batch);

@@ -1,8 +1,10 @@
-"""vap-usage's traffic totals (services/usage/migrations/002_agent_totals.sql): the
-triggers must keep usage.agent_totals equal to what aggregating every access and session
-gives, whatever is written: accesses with repeated, new and missing codes, sessions
-started and then ended (the worker's upsert), rows deleted one by one or in bulk, tables
-truncated, and rows that were there before the migration ran."""
+"""vap-usage's traffic totals (services/usage/migrations/002_agent_totals.sql, counted per
+statement since 003_count_per_statement.sql): the triggers must keep usage.agent_totals
+equal to what aggregating every access and session gives, whatever is written: batches
+of accesses with repeated, new and missing codes, several agents, and events applied a
+second time (skipped by ON CONFLICT, as sync.c does), single accesses, sessions started
+and then ended (the worker's upsert), rows deleted one by one or in bulk, tables
+truncated, and rows that were there before the migrations ran."""
 import os
 import random
 
@@ -36,6 +38,13 @@ def migration(name):
         return f.read()
 
 
+def totals_migrations(db):
+    """Every migration after 001, in order: how the totals are kept today."""
+    for name in sorted(os.listdir(MIGRATIONS)):
+        if name.endswith(".sql") and name != "001_init.sql":
+            db.psql(migration(name))
+
+
 @pytest.fixture
 def db():
     cluster = PgCluster()
@@ -55,15 +64,19 @@ class Writes:
         self.seq = 0
         self.sessions = 0
 
-    def accesses(self, n):
+    def accesses(self, n, repeats=0):
+        """n new accesses in one statement, plus `repeats` already applied ones."""
         rows = []
         for _ in range(n):
             self.seq += 1
             otp = "NULL" if self.rng.random() < 0.1 else str(self.rng.randint(1, 40))
             rows.append(f"({self.seq}, {otp}, '{self.rng.choice(AGENTS)}', "
                         f"now() - interval '{self.rng.randint(0, 10**6)} ms')")
+        for _ in range(min(repeats, self.seq - n)):
+            rows.append(f"({self.rng.randint(1, self.seq - n)}, 41, 'dentist', now())")
+        self.rng.shuffle(rows)
         self.db.psql("INSERT INTO usage.accesses (outbox_seq, otp_id, agent_type, accessed_at)"
-                     " VALUES " + ", ".join(rows))
+                     " VALUES " + ", ".join(rows) + " ON CONFLICT (outbox_seq) DO NOTHING")
 
     def session(self):
         """Started (no duration), then reported again with one, as a worker does."""
@@ -86,14 +99,17 @@ def check(db, when):
 
 
 def test_totals_follow_every_kind_of_write(db):
-    db.psql(migration("002_agent_totals.sql"))
+    totals_migrations(db)
     w = Writes(db, 1)
     check(db, "empty")
     for round_ in range(5):
-        w.accesses(60)
+        w.accesses(60, repeats=10 if round_ else 0)
         for _ in range(4):
             w.session()
         check(db, f"round {round_}: inserts")
+    for _ in range(5):
+        w.accesses(1)
+    check(db, "single accesses")
     db.psql("DELETE FROM usage.accesses WHERE id IN (SELECT id FROM usage.accesses"
             " ORDER BY accessed_at DESC LIMIT 1)")  # the latest: last_accessed_at moves
     check(db, "the latest access deleted")
@@ -117,8 +133,8 @@ def test_rows_written_before_the_migration_are_counted(db):
     w.accesses(200)
     for _ in range(6):
         w.session()
-    db.psql(migration("002_agent_totals.sql"))
-    check(db, "right after the migration")
+    totals_migrations(db)
+    check(db, "right after the migrations")
     w.accesses(50)
     w.session()
     check(db, "and after more writes")
