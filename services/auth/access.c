@@ -1,10 +1,11 @@
 /*
- * Access to an agent: one SQL statement spends a use of the OTP (only while it is
- * active, not deleted and has uses left), records the grant and writes the usage event
- * into the outbox, so N concurrent calls on k remaining uses grant exactly min(N, k),
- * and every grant has its event. The grant's idempotency key is unique: a resent RPC
- * (nng resends after a broken connection) finds the first grant instead of spending
- * again. Also serves vap-usage's outbox reads.
+ * Access to an agent: a use of the OTP is spent (only while it is active, not deleted
+ * and has uses left), the grant recorded and the usage event written into the outbox in
+ * one statement, so N concurrent calls on k remaining uses grant exactly min(N, k), and
+ * every grant has its event. Concurrent spends share one statement and commit
+ * (spend_batch.c). The grant's idempotency key is unique: a resent RPC (nng resends
+ * after a broken connection) finds the first grant instead of spending again. Also
+ * serves vap-usage's outbox reads.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,18 +17,9 @@
 #include "err.h"
 #include "events.pb-c.h"
 #include "log.h"
+#include "spend_batch.h"
 
 #define REPLY_MARGIN_MS 100 /* time the answer needs to reach the gateway */
-#define SQL_SPEND                                                                          \
-    "WITH spent AS (UPDATE auth.otps SET used_count = used_count + 1, last_used_at = now()"   \
-    "   WHERE id = $1 AND deleted_at IS NULL AND is_active"                                  \
-    "   AND used_count < max_uses RETURNING id, max_uses - used_count AS remaining),"        \
-    " g AS (INSERT INTO auth.grants (idempotency_key, otp_id, agent_type, token_jti)"         \
-    "   SELECT $2, id, $3, $4 FROM spent RETURNING id, otp_id),"                              \
-    " o AS (INSERT INTO auth.outbox (type, otp_id, agent_type, grant_id)"                     \
-    "   SELECT 'usage.access', otp_id, $3, id FROM g"                                         \
-    "   RETURNING seq, (extract(epoch FROM occurred_at) * 1000)::int8 AS at_ms)"              \
-    " SELECT spent.remaining, g.id, o.seq, o.at_ms FROM spent, g, o"
 
 static void publish_usage(struct auth_ctx *ctx, int64_t seq, int64_t otp_id,
                           const char *agent_type, const char *grant_id, int64_t at_ms)
@@ -81,7 +73,7 @@ static int replay_grant(PGconn *conn, const char *rid, const char *key,
                          1, params, &res);
     if (rv != 0 || PQntuples(res) != 1) {
         PQclear(res);
-        return rv ? rv : VAP_EDB;
+        return rv ? rv : VAP_ENOTFOUND;
     }
     reply.grant_id = PQgetvalue(res, 0, 0);
     reply.remaining_uses = (int32_t)strtol(PQgetvalue(res, 0, 1), NULL, 10);
@@ -91,77 +83,99 @@ static int replay_grant(PGconn *conn, const char *rid, const char *key,
     return rv;
 }
 
+/* An admin's access: a grant that spends nothing. */
+static void access_admin(struct auth_ctx *ctx, const struct vap_rpc_request *req,
+                         const Vap__AccessRequest *in, struct vap_rpc_response *resp)
+{
+    const char *params[4] = {in->idempotency_key, in->admin_username, in->agent_type,
+                             in->token_jti};
+    Vap__AccessReply reply = VAP__ACCESS_REPLY__INIT;
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    int rv = vap_db_acquire(ctx->db, &conn, req->deadline_ms);
+
+    if (rv == 0)
+        rv = vap_db_exec(conn, req->request_id,
+                         "INSERT INTO auth.grants (idempotency_key, admin_username, agent_type,"
+                         " token_jti) VALUES ($1, $2, $3, $4) RETURNING id",
+                         4, params, &res);
+    if (rv == VAP_ECONFLICT) {
+        rv = replay_grant(conn, req->request_id, in->idempotency_key, resp);
+    } else if (rv == 0) {
+        reply.grant_id = PQgetvalue(res, 0, 0);
+        rv = vap_rpc_response_body(resp, &reply.base);
+    }
+    if (rv != 0)
+        auth_db_error(resp, rv);
+    PQclear(res);
+    if (conn)
+        vap_db_release(ctx->db, conn);
+}
+
+/* Nothing was spent: a resent request whose first attempt committed (its answer was
+ * lost) gets that grant; any other is told why. */
+static void answer_unspent(struct auth_ctx *ctx, const struct vap_rpc_request *req,
+                           const Vap__AccessRequest *in, struct vap_rpc_response *resp)
+{
+    char id_text[24];
+    PGconn *conn = NULL;
+    int rv = vap_db_acquire(ctx->db, &conn, req->deadline_ms);
+
+    if (rv != 0) {
+        auth_db_error(resp, rv);
+        return;
+    }
+    snprintf(id_text, sizeof(id_text), "%" PRId64, in->otp_id);
+    rv = replay_grant(conn, req->request_id, in->idempotency_key, resp);
+    if (rv == VAP_ENOTFOUND)
+        explain_refusal(ctx, conn, req->request_id, id_text, resp);
+    else if (rv != 0)
+        auth_db_error(resp, rv);
+    vap_db_release(ctx->db, conn);
+}
+
 void auth_access(void *user, const struct vap_rpc_request *req, struct vap_rpc_response *resp)
 {
     struct auth_ctx *ctx = user;
     const Vap__AccessRequest *in = (const Vap__AccessRequest *)req->body;
     Vap__AccessReply reply = VAP__ACCESS_REPLY__INIT;
-    char id_text[24];
-    PGconn *conn = NULL;
-    PGresult *res = NULL;
-    int rv;
+    struct auth_spend spend = {0};
 
     if (!in->idempotency_key[0] || !in->agent_type[0] || !in->token_jti[0]) {
         vap_rpc_response_error(resp, 400, "incomplete access request");
         return;
     }
-    rv = vap_db_acquire(ctx->db, &conn, req->deadline_ms);
-    if (rv != 0) {
-        auth_db_error(resp, rv);
+    if (in->is_admin) {
+        access_admin(ctx, req, in, resp);
         return;
     }
-    if (in->is_admin) {
-        const char *params[4] = {in->idempotency_key, in->admin_username, in->agent_type,
-                                 in->token_jti};
-        rv = vap_db_exec(conn, req->request_id,
-                         "INSERT INTO auth.grants (idempotency_key, admin_username, agent_type,"
-                         " token_jti) VALUES ($1, $2, $3, $4) RETURNING id",
-                         4, params, &res);
-        if (rv == VAP_ECONFLICT) {
-            rv = replay_grant(conn, req->request_id, in->idempotency_key, resp);
-        } else if (rv == 0) {
-            reply.grant_id = PQgetvalue(res, 0, 0);
-            rv = vap_rpc_response_body(resp, &reply.base);
-        }
-        if (rv != 0)
-            auth_db_error(resp, rv);
-        goto out;
+    spend.otp_id = in->otp_id;
+    spend.idempotency_key = in->idempotency_key;
+    spend.agent_type = in->agent_type;
+    spend.token_jti = in->token_jti;
+    spend.request_id = req->request_id;
+    /* Cancelled rather than committed once the gateway has answered "try again":
+     * a client that retries then spends once, not twice. */
+    spend.deadline_ms = req->deadline_ms - REPLY_MARGIN_MS;
+    auth_spend_batched(ctx->spends, &spend);
+    switch (spend.outcome) {
+    case AUTH_SPEND_GRANTED:
+        auth_code_cache_changed(ctx->code_cache); /* counts and lists change */
+        reply.counted = 1;
+        reply.remaining_uses = spend.remaining;
+        reply.grant_id = spend.grant_id;
+        if (vap_rpc_response_body(resp, &reply.base) != 0)
+            vap_rpc_response_error(resp, 500, "Internal error");
+        publish_usage(ctx, spend.seq, in->otp_id, in->agent_type, spend.grant_id, spend.at_ms);
+        break;
+    case AUTH_SPEND_NOT_GRANTED:
+        answer_unspent(ctx, req, in, resp);
+        break;
+    default: /* a lost connection may have committed it: counts may have changed */
+        auth_code_cache_changed(ctx->code_cache);
+        auth_db_error(resp, spend.error);
+        break;
     }
-
-    snprintf(id_text, sizeof(id_text), "%" PRId64, in->otp_id);
-    {
-        const char *params[4] = {id_text, in->idempotency_key, in->agent_type, in->token_jti};
-        /* Cancelled rather than committed once the gateway has answered "try again":
-         * a client that retries then spends once, not twice. */
-        rv = vap_db_exec_by(conn, req->request_id, req->deadline_ms - REPLY_MARGIN_MS, SQL_SPEND,
-                            4, params, &res);
-        auth_code_cache_changed(ctx->code_cache); /* a use spent: counts and lists change */
-    }
-    if (rv == VAP_ECONFLICT) {
-        /* The first attempt committed; its answer was lost. Nothing more is spent. */
-        rv = replay_grant(conn, req->request_id, in->idempotency_key, resp);
-        if (rv != 0)
-            auth_db_error(resp, rv);
-        goto out;
-    }
-    if (rv != 0) {
-        auth_db_error(resp, rv);
-        goto out;
-    }
-    if (PQntuples(res) == 0) {
-        explain_refusal(ctx, conn, req->request_id, id_text, resp);
-        goto out;
-    }
-    reply.counted = 1;
-    reply.remaining_uses = (int32_t)strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    reply.grant_id = PQgetvalue(res, 0, 1);
-    if (vap_rpc_response_body(resp, &reply.base) != 0)
-        vap_rpc_response_error(resp, 500, "Internal error");
-    publish_usage(ctx, strtoll(PQgetvalue(res, 0, 2), NULL, 10), in->otp_id, in->agent_type,
-                  reply.grant_id, strtoll(PQgetvalue(res, 0, 3), NULL, 10));
-out:
-    PQclear(res);
-    vap_db_release(ctx->db, conn);
 }
 
 void auth_outbox(void *user, const struct vap_rpc_request *req, struct vap_rpc_response *resp)

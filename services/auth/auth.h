@@ -15,6 +15,7 @@
 #include "db.h"
 #include "pubsub.h"
 #include "rpc.h"
+#include "spend_batch.h"
 #include "throttle.h"
 #include "token.h"
 
@@ -31,6 +32,7 @@ struct auth_ctx {
     struct auth_throttle *throttle_user;  /* failed admin logins per username */
     struct auth_throttle *throttle_net;   /* failed code logins per network (/24, /64) */
     struct auth_code_cache *code_cache;   /* recent code lookups and lists (code_cache.c) */
+    struct auth_spend_queue *spends;      /* access spends grouped per commit */
     pthread_mutex_t events_lock;          /* keeps seq order equal to publish order */
     char instance[33];
     atomic_uint_fast64_t seq;             /* last event seq published */

@@ -62,7 +62,7 @@ static const struct vap_config_item config_table[] = {
     {"ACCESS_TOKEN_EXPIRE_MINUTES", VAP_CONFIG_INT, "60", 1, 10080, 0, &cfg.token_minutes,
      NULL},
     {"AUTH_DB_POOL_SIZE", VAP_CONFIG_INT, "4", 1, 256, 0, &cfg.pool_size, NULL},
-    {"AUTH_THREADS", VAP_CONFIG_INT, "6", 1, 256, 0, &cfg.threads, NULL},
+    {"AUTH_THREADS", VAP_CONFIG_INT, "32", 1, 256, 0, &cfg.threads, NULL},
     {"DB_STATEMENT_TIMEOUT_MS", VAP_CONFIG_INT, "5000", 100, 600000, 0,
      &cfg.statement_timeout_ms, NULL},
     {"THROTTLE_MAX_FAILURES", VAP_CONFIG_INT, "10", 1, 100000, 0, &cfg.throttle_max, NULL},
@@ -183,6 +183,8 @@ int main(int argc, char **argv)
         vap_error(NULL, "cannot create database pool");
         return 1;
     }
+    if (auth_spend_queue_create(&ctx.spends, ctx.db) != 0)
+        return 1;
     rv = vap_migrate_pool(ctx.db, "auth", auth_migrations_files, 60);
     if (rv == 0)
         rv = auth_rekey_codes(&ctx, 60);
@@ -211,6 +213,7 @@ int main(int argc, char **argv)
     vap_rpc_server_stop(server);
     vap_metrics_stop();
     vap_pub_close(ctx.events);
+    auth_spend_queue_destroy(ctx.spends);
     vap_db_pool_destroy(ctx.db);
     auth_throttle_destroy(ctx.throttle_addr);
     auth_throttle_destroy(ctx.throttle_net);

@@ -1,0 +1,264 @@
+/*
+ * Group commit for access spends (see spend_batch.h): a leader/follower queue and the
+ * two statements that spend, one for a batch and one for a single spend.
+ *
+ * Leadership: a caller queues its spend; if no batch is running it leads: it takes the
+ * queued spends in arrival order, runs them, marks each done and wakes its caller, then
+ * wakes the oldest spend still queued so that it leads the next batch. Every caller
+ * waits on its own condition variable, so a batch wakes exactly the callers it served.
+ */
+#include "spend_batch.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "prometheus.h"
+
+/* One code's use: spent only while it is active, not deleted and has uses left. */
+#define SQL_SPEND_ONE                                                                      \
+    "WITH spent AS (UPDATE auth.otps SET used_count = used_count + 1, last_used_at = now()"   \
+    "   WHERE id = $1 AND deleted_at IS NULL AND is_active"                                  \
+    "   AND used_count < max_uses RETURNING id, max_uses - used_count AS remaining),"        \
+    " g AS (INSERT INTO auth.grants (idempotency_key, otp_id, agent_type, token_jti)"         \
+    "   SELECT $2, id, $3, $4 FROM spent RETURNING id, otp_id),"                              \
+    " o AS (INSERT INTO auth.outbox (type, otp_id, agent_type, grant_id)"                     \
+    "   SELECT 'usage.access', otp_id, $3, id FROM g"                                         \
+    "   RETURNING seq, (extract(epoch FROM occurred_at) * 1000)::int8 AS at_ms)"              \
+    " SELECT 0, spent.remaining, g.id, o.seq, o.at_ms FROM spent, g, o"
+
+/*
+ * A batch, $1 = [{i, otp_id, key, agent, jti}, ...] in arrival order. The codes' rows
+ * are locked in id order (two batches never deadlock) and the latest version of each is
+ * read under that lock; the k-th request for a code is granted while k <= uses left, so
+ * a code with k uses left grants exactly min(N, k) of N requests. The UPDATE then
+ * finds the rows it already holds and adds what was granted. Keys that already have a
+ * grant (resent requests) are not spent again; a key being granted concurrently, or
+ * twice in one batch, fails the batch on the unique key, and the spends are run one by
+ * one instead. Both lookups are written so that they can only be index probes (a
+ * subquery per request, = ANY of an array): as anti- and semi-joins the planner,
+ * knowing nothing of the JSON's size, hashed every grant ever made on each batch.
+ */
+#define SQL_SPEND_BATCH                                                                    \
+    "WITH req AS (SELECT r.* FROM json_to_recordset($1::json)"                              \
+    "     AS r(i int4, otp_id int8, key text, agent text, jti text)"                         \
+    "   WHERE (SELECT 1 FROM auth.grants g WHERE g.idempotency_key = r.key) IS NULL),"       \
+    " cur AS (SELECT o.id, o.max_uses - o.used_count AS uses_left FROM auth.otps o"          \
+    "   WHERE o.id = ANY (ARRAY(SELECT otp_id FROM req)) AND o.deleted_at IS NULL"            \
+    "   AND o.is_active"                                                                     \
+    "   AND o.used_count < o.max_uses ORDER BY o.id FOR UPDATE),"                             \
+    " won AS (SELECT * FROM (SELECT req.*, cur.uses_left - row_number() OVER"                \
+    "     (PARTITION BY req.otp_id ORDER BY req.i) AS remaining"                             \
+    "     FROM req JOIN cur ON cur.id = req.otp_id) x WHERE remaining >= 0),"                \
+    " spent AS (UPDATE auth.otps o SET used_count = o.used_count + w.n, last_used_at = now()" \
+    "   FROM (SELECT otp_id, count(*) AS n FROM won GROUP BY otp_id) w"                      \
+    "   WHERE o.id = w.otp_id RETURNING o.id),"                                              \
+    " g AS (INSERT INTO auth.grants (idempotency_key, otp_id, agent_type, token_jti)"         \
+    "   SELECT key, otp_id, agent, jti FROM won ORDER BY i RETURNING id, idempotency_key),"  \
+    " o AS (INSERT INTO auth.outbox (type, otp_id, agent_type, grant_id)"                     \
+    "   SELECT 'usage.access', won.otp_id, won.agent, g.id FROM won"                          \
+    "   JOIN g ON g.idempotency_key = won.key ORDER BY won.i"                                 \
+    "   RETURNING seq, grant_id, (extract(epoch FROM occurred_at) * 1000)::int8 AS at_ms)"   \
+    " SELECT won.i, won.remaining, g.id, o.seq, o.at_ms FROM won"                             \
+    " JOIN g ON g.idempotency_key = won.key JOIN o ON o.grant_id = g.id"
+
+struct auth_spend_queue {
+    struct vap_db_pool *db;
+    pthread_mutex_t lock;
+    struct auth_spend *head, *tail; /* queued, oldest first */
+    int leading;                     /* a batch is running */
+    struct vap_counter *batches;     /* statements run for batches of two or more */
+    struct vap_counter *batched;     /* spends decided by those */
+};
+
+int auth_spend_queue_create(struct auth_spend_queue **out, struct vap_db_pool *db)
+{
+    struct auth_spend_queue *q = calloc(1, sizeof(*q));
+    if (!q)
+        return VAP_ENOMEM;
+    q->db = db;
+    pthread_mutex_init(&q->lock, NULL);
+    q->batches = vap_counter("vap_auth_spend_batches_total",
+                             "Access spends run together as one statement and commit", "");
+    q->batched = vap_counter("vap_auth_spends_batched_total",
+                             "Access spends decided by those batches", "");
+    *out = q;
+    return 0;
+}
+
+void auth_spend_queue_destroy(struct auth_spend_queue *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_destroy(&q->lock);
+    free(q);
+}
+
+/* Fills s from row `row` of a spend's result (columns: i, remaining, grant, seq, at). */
+static void take_row(struct auth_spend *s, PGresult *res, int row)
+{
+    s->outcome = AUTH_SPEND_GRANTED;
+    s->remaining = (int32_t)strtol(PQgetvalue(res, row, 1), NULL, 10);
+    snprintf(s->grant_id, sizeof(s->grant_id), "%s", PQgetvalue(res, row, 2));
+    s->seq = strtoll(PQgetvalue(res, row, 3), NULL, 10);
+    s->at_ms = strtoll(PQgetvalue(res, row, 4), NULL, 10);
+}
+
+static void fail(struct auth_spend *s, int error)
+{
+    s->outcome = AUTH_SPEND_FAILED;
+    s->error = error;
+}
+
+static void spend_one(PGconn *conn, struct auth_spend *s)
+{
+    char id_text[24];
+    const char *params[4] = {id_text, s->idempotency_key, s->agent_type, s->token_jti};
+    PGresult *res = NULL;
+    int rv;
+
+    snprintf(id_text, sizeof(id_text), "%" PRId64, s->otp_id);
+    rv = vap_db_exec_by(conn, s->request_id, s->deadline_ms, SQL_SPEND_ONE, 4, params, &res);
+    if (rv == VAP_ECONFLICT) /* the key already has its grant: nothing more is spent */
+        s->outcome = AUTH_SPEND_NOT_GRANTED;
+    else if (rv != 0)
+        fail(s, rv);
+    else if (PQntuples(res) == 0)
+        s->outcome = AUTH_SPEND_NOT_GRANTED;
+    else
+        take_row(s, res, 0);
+    PQclear(res);
+}
+
+/* $1 for SQL_SPEND_BATCH; NULL when out of memory. */
+static char *batch_json(struct auth_spend **batch, int n)
+{
+    json_t *arr = json_array();
+    char *text = NULL;
+    for (int i = 0; arr && i < n; i++) {
+        json_t *item = json_pack("{s:i, s:I, s:s, s:s, s:s}", "i", i, "otp_id",
+                                 (json_int_t)batch[i]->otp_id, "key", batch[i]->idempotency_key,
+                                 "agent", batch[i]->agent_type, "jti", batch[i]->token_jti);
+        if (!item || json_array_append_new(arr, item) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    if (arr)
+        text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return text;
+}
+
+/* Runs n >= 2 spends as one statement; 0, or the error that failed the whole batch. */
+static int spend_batch(PGconn *conn, struct auth_spend **batch, int n, int64_t deadline_ms)
+{
+    char *json = batch_json(batch, n);
+    const char *params[1] = {json};
+    PGresult *res = NULL;
+    int rv;
+
+    if (!json)
+        return VAP_ENOMEM;
+    rv = vap_db_exec_by(conn, batch[0]->request_id, deadline_ms, SQL_SPEND_BATCH, 1, params,
+                        &res);
+    free(json);
+    if (rv != 0)
+        return rv;
+    for (int i = 0; i < n; i++)
+        batch[i]->outcome = AUTH_SPEND_NOT_GRANTED;
+    for (int row = 0; row < PQntuples(res); row++) {
+        long i = strtol(PQgetvalue(res, row, 0), NULL, 10);
+        if (i >= 0 && i < n)
+            take_row(batch[i], res, row);
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Decides every spend of taken[0..n) (the leader's work, without the lock). */
+static void run(struct auth_spend_queue *q, struct auth_spend *const *taken, int n)
+{
+    struct auth_spend *batch[AUTH_SPEND_BATCH_MAX];
+    int64_t deadline = INT64_MAX;
+    PGconn *conn = NULL;
+    int live = 0, rv;
+
+    for (int i = 0; i < n; i++) {
+        if (vap_ms_left(taken[i]->deadline_ms) <= 0) {
+            fail(taken[i], VAP_ETIMEDOUT); /* its caller has been told to try again */
+            continue;
+        }
+        batch[live++] = taken[i];
+        if (taken[i]->deadline_ms < deadline)
+            deadline = taken[i]->deadline_ms;
+    }
+    if (live == 0)
+        return;
+    rv = vap_db_acquire(q->db, &conn, deadline);
+    if (rv != 0) {
+        for (int i = 0; i < live; i++)
+            fail(batch[i], rv);
+        return;
+    }
+    rv = live == 1 ? VAP_ECONFLICT : spend_batch(conn, batch, live, deadline);
+    if (rv == 0) {
+        vap_counter_add(q->batches, 1);
+        vap_counter_add(q->batched, (uint64_t)live);
+    } else if (rv == VAP_ECONFLICT || rv == VAP_ETIMEDOUT) {
+        /* One at a time, each by its own deadline (a lone spend always comes here). */
+        for (int i = 0; i < live; i++)
+            spend_one(conn, batch[i]);
+    } else {
+        for (int i = 0; i < live; i++)
+            fail(batch[i], rv);
+    }
+    vap_db_release(q->db, conn);
+}
+
+void auth_spend_batched(struct auth_spend_queue *q, struct auth_spend *s)
+{
+    struct auth_spend *batch[AUTH_SPEND_BATCH_MAX];
+
+    s->done = 0;
+    s->next = NULL;
+    pthread_cond_init(&s->wake, NULL);
+    pthread_mutex_lock(&q->lock);
+    if (q->tail)
+        q->tail->next = s;
+    else
+        q->head = s;
+    q->tail = s;
+    while (!s->done) {
+        int n = 0;
+        if (q->leading) {
+            pthread_cond_wait(&s->wake, &q->lock);
+            continue;
+        }
+        q->leading = 1;
+        while (q->head && n < AUTH_SPEND_BATCH_MAX) {
+            batch[n++] = q->head;
+            q->head = q->head->next;
+        }
+        if (!q->head)
+            q->tail = NULL;
+        pthread_mutex_unlock(&q->lock);
+        run(q, batch, n);
+        pthread_mutex_lock(&q->lock);
+        q->leading = 0;
+        for (int i = 0; i < n; i++) {
+            batch[i]->done = 1;
+            if (batch[i] != s)
+                pthread_cond_signal(&batch[i]->wake);
+        }
+        if (q->head) /* the oldest waiting spend leads the next batch */
+            pthread_cond_signal(&q->head->wake);
+    }
+    pthread_mutex_unlock(&q->lock);
+    pthread_cond_destroy(&s->wake);
+}

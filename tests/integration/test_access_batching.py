@@ -1,0 +1,99 @@
+"""Access spends grouped per commit (services/auth/spend_batch.c), black box: many
+visitors of several codes spending at once — codes with 1 to 40 uses, more requests
+than uses on most — must get exactly min(N, k) grants per code, each granted answer a
+different remaining count (every use handed out once), a 403 for each of the rest, the
+codes' used counts, the usage rows and the traffic total equal to the grants; and
+vap-auth's metrics must show that spends were really decided in batches of two or more
+(otherwise this test would only be checking the single spend again)."""
+import collections
+import concurrent.futures
+import re
+import urllib.request
+
+import pytest
+
+from stack import free_port, running_stack
+from test_agents import admin_token, call, new_otp, otp_token, usage_rows
+
+USES = (1, 3, 5, 8, 13, 40)
+REQUESTS_PER_CODE = 30
+
+
+@pytest.fixture(scope="module")
+def bstack():
+    port = free_port()
+    for s in running_stack(0, {"METRICS_ADDR_AUTH": f"127.0.0.1:{port}"}):
+        s.auth_metrics = f"http://127.0.0.1:{port}/metrics"
+        yield s
+
+
+def batch_counters(s):
+    with urllib.request.urlopen(s.auth_metrics, timeout=5) as r:
+        text = r.read().decode()
+
+    def value(name):
+        m = re.search(r"^" + name + r" (\S+)$", text, re.M)
+        return float(m.group(1)) if m else 0.0
+
+    return value("vap_auth_spend_batches_total"), value("vap_auth_spends_batched_total")
+
+
+def spend_all_at_once(s, tokens):
+    """REQUESTS_PER_CODE accesses per code, interleaved, from 64 threads at once."""
+    jobs = [(i, tokens[i]) for _ in range(REQUESTS_PER_CODE) for i in range(len(tokens))]
+
+    def access(job):
+        i, token = job
+        status, body = call(s.url, "POST", "/api/agents/access", {"agent_type": "hospital"},
+                            token, timeout=30)
+        return i, status, body
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
+        return list(pool.map(access, jobs))
+
+
+def test_concurrent_spends_are_batched_and_exact(bstack):
+    s = bstack
+    admin = admin_token(s.url)
+    status, before = call(s.url, "GET", "/api/agents/traffic", token=admin)
+    assert status == 200
+    total_before = {r["agent_type"]: r["total_accesses"] for r in before}["hospital"]
+    batches_before, batched_before = batch_counters(s)
+
+    granted_total = 0
+    otp_ids = []
+    for attempt in range(3):  # a round whose requests never met in auth proves nothing
+        otps = [new_otp(s.url, admin, uses) for uses in USES]
+        tokens = [otp_token(s.url, o["code"]) for o in otps]
+        results = spend_all_at_once(s, tokens)
+        by_code = collections.defaultdict(list)
+        for i, status, body in results:
+            by_code[i].append((status, body))
+        for i, uses in enumerate(USES):
+            answers = by_code[i]
+            granted = [b for st, b in answers if st == 200]
+            refused = [(st, b) for st, b in answers if st != 200]
+            assert len(granted) == min(REQUESTS_PER_CODE, uses), (uses, answers)
+            assert all(st == 403 and b["detail"] == "OTP has no remaining uses"
+                       for st, b in refused), refused
+            # Every use handed out once: the remaining counts are uses-1 .. uses-granted.
+            assert sorted(b["remaining_uses"] for b in granted) == \
+                list(range(uses - len(granted), uses)), (uses, granted)
+            granted_total += len(granted)
+        otp_ids += [o["id"] for o in otps]
+        batches, batched = batch_counters(s)
+        if batched - batched_before >= 2:
+            break
+    assert batches > batches_before, \
+        f"no batch of two or more spends formed in 3 rounds ({batches}, {batched})"
+
+    status, listed = call(s.url, "GET", "/api/otps/?limit=100", token=admin)
+    assert status == 200
+    used = {o["id"]: o["used_count"] for o in listed}
+    max_uses = {o["id"]: o["max_uses"] for o in listed}
+    for otp_id in otp_ids:
+        assert used[otp_id] == min(REQUESTS_PER_CODE, max_uses[otp_id]), otp_id
+        assert len(usage_rows(s.url, admin, otp_id, expect=used[otp_id])) == used[otp_id]
+    status, after = call(s.url, "GET", "/api/agents/traffic", token=admin)
+    assert {r["agent_type"]: r["total_accesses"] for r in after}["hospital"] == \
+        total_before + granted_total
