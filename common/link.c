@@ -70,15 +70,21 @@ static int is_tls(const char *url)
     return strncmp(url, TLS_SCHEME, strlen(TLS_SCHEME)) == 0;
 }
 
+/* 0 once both TLS configurations are made (the first call makes them), else the error. */
+static int tls_ready(void)
+{
+    pthread_once(&T.once, tls_setup);
+    return T.error;
+}
+
 int vap_link_dial(nng_socket sock, const char *url, int flags)
 {
     nng_dialer d;
     int rv;
     if (!is_tls(url))
         return nng_dial(sock, url, NULL, flags);
-    pthread_once(&T.once, tls_setup);
-    if (T.error != 0)
-        return T.error;
+    if ((rv = tls_ready()) != 0)
+        return rv;
     if ((rv = nng_dialer_create(&d, sock, url)) != 0)
         return rv;
     if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, T.client)) != 0 ||
@@ -93,9 +99,8 @@ int vap_link_listen(nng_socket sock, const char *url, nng_listener *out)
     int rv;
     if (!is_tls(url))
         return nng_listen(sock, url, out, 0);
-    pthread_once(&T.once, tls_setup);
-    if (T.error != 0)
-        return T.error;
+    if ((rv = tls_ready()) != 0)
+        return rv;
     if ((rv = nng_listener_create(&l, sock, url)) != 0)
         return rv;
     if ((rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, T.server)) != 0 ||
