@@ -122,6 +122,8 @@ void gw_vconn_push(struct gw_vconn *c, int opcode, const void *data, size_t len)
 void gw_vconn_close(struct gw_vconn *c, int code, const char *reason);
 /* The worker went away: error + session.ended to the client, close, usage record. */
 void gw_vconn_worker_lost(struct gw_vconn *c);
+/* voice_lost.c: reports a lost session's usage record to vap-usage in the background. */
+void gw_voice_lost_record(struct gw_vconn *c);
 /* At stop, before the usage client closes: lost sessions' records get one last try. */
 void gw_vconn_lost_records_stop(void);
 /*
