@@ -70,6 +70,7 @@ struct gw_vconn {
     struct gw_out *head, *tail;
     size_t queued_bytes;
     bool closing;            /* a close frame is queued: nothing after it */
+    int64_t closing_since_ms; /* when it was queued (monotonic) */
     bool slow_consumer;      /* closed for not reading: the writer tells the worker */
     bool stop_writer;
     pthread_t writer;

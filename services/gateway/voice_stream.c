@@ -139,6 +139,7 @@ void gw_vconn_close(struct gw_vconn *c, int code, const char *reason)
     pthread_mutex_lock(&c->lock);
     if (!c->closing) {
         c->closing = true;
+        c->closing_since_ms = vap_now_ms();
         push_locked(c, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, payload, len);
     }
     pthread_mutex_unlock(&c->lock);
@@ -160,6 +161,7 @@ void gw_vconn_push(struct gw_vconn *c, int opcode, const void *data, size_t len)
         drop_queue_locked(c);
         close_payload(1008, "slow consumer: the client is not reading", payload, &plen);
         c->closing = true;
+        c->closing_since_ms = vap_now_ms();
         push_locked(c, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, payload, plen);
         slow = c->state == VC_OPEN;
         c->slow_consumer = slow;
