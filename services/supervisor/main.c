@@ -4,7 +4,9 @@
  * RUN_DIR/NAME.pid, and starts it again whenever it exits. A child that dies within a
  * second of its start waits twice as long as last time, capped at one second, so a crash
  * loop stays cheap and a kill -9 is repaired within two seconds. SIGTERM/SIGINT stop all
- * (SIGTERM, then SIGKILL after the timeout); SIGHUP is forwarded. It runs no health checks.
+ * (SIGTERM, then SIGKILL after the timeout; a second SIGTERM/SIGINT is forwarded as a
+ * second SIGTERM, which tells a draining voice worker to stop now); SIGHUP is forwarded.
+ * It runs no health checks.
  *
  * All signals arrive through a signalfd, so the program is one poll() loop whose timeout
  * is the next restart or the stop deadline; no handler runs asynchronously. Each child
@@ -251,8 +253,13 @@ static void signal_children(const struct supervisor *s, int sig)
 
 static void begin_stop(struct supervisor *s, int sig)
 {
-    if (s->stopping)
+    if (s->stopping) {
+        /* A second signal says "now": the children get it too (a voice worker stops
+         * draining and ends its sessions; the other services are stopping already). */
+        sup_log("info", "stopping now: signal forwarded", NULL, ",\"signal\":%d", sig);
+        signal_children(s, SIGTERM);
         return;
+    }
     sup_log("info", "stopping", NULL, ",\"signal\":%d,\"timeout_s\":%ld", sig,
             s->cfg.stop_timeout_s);
     s->stopping = true;

@@ -326,6 +326,14 @@ class Stack:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
+                return self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            # Still running: a voice worker drains, waiting out a dropped session's resume
+            # window. A second SIGTERM tells it to stop now (cleanly, so its sanitizer
+            # report is still written) rather than be SIGKILLed at the stop timeout.
+            self.proc.terminate()
+            try:
                 return self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()

@@ -312,6 +312,41 @@ def test_draining_worker_finishes_sessions_and_takes_no_new_ones():
         cluster.destroy()
 
 
+def test_a_second_sigterm_to_the_supervisor_stops_a_draining_worker_now():
+    """An operator's second SIGTERM (or Ctrl-C) to vap-supervisor: the first lets a voice
+    worker drain, waiting for a dropped session that may still be resumed; the second is
+    passed on and the worker stops at once -- cleanly, ending the session and exiting 0,
+    rather than being SIGKILLed at the supervisor's 20 s stop timeout."""
+    cluster = PgCluster()
+    s = Stack(cluster, voice_workers=1).start()
+    from conftest import _stacks
+    _stacks.append(s)
+    try:
+        s.wait_voice_workers(1, timeout=120)
+        c, started, _, _ = open_session(s, "hospital")
+        c.ws.sock.close()  # dropped, resumable for VOICE_RESUME_WINDOW_MS (30 s)
+        time.sleep(0.5)
+        s.proc.send_signal(signal.SIGTERM)
+        time.sleep(3)
+        assert s.proc.poll() is None, "the supervisor stopped without waiting for the drain"
+        assert "draining sessions=1" in s.log_text("voice1")
+        second = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        s.proc.wait(timeout=30)
+        took = time.monotonic() - second
+        with open(os.path.join(s.dir, "supervisor.log")) as f:
+            sup = f.read()
+        assert "stopping now: signal forwarded" in sup
+        assert re.search(r'"child":"voice1","pid":\d+,"status":"exit 0"', sup), sup[-2000:]
+        voice = s.log_text("voice1")
+        assert f"session ended id={started['session_id']}" in voice
+        assert "vap-voice stopped" in voice
+        assert took < 15, f"the worker took {took:.1f} s to stop after the second SIGTERM"
+    finally:
+        s.stop()
+        cluster.destroy()
+
+
 @pytest.mark.parametrize("worker_id", [None, "voice-pod-0"])
 def test_session_records_survive_usage_down_and_the_worker_killed(worker_id):
     """vap-usage is frozen (its RPCs time out) while a session starts and ends, and the
