@@ -7,6 +7,7 @@
  * (up to VOICE_DRAIN_MS), then the worker exits. Workers may run on other hosts: the
  * gateways learn the address from the heartbeat (VOICE_ADVERTISE_URL).
  */
+#include <nng/nng.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -185,6 +186,10 @@ int main(void)
     voice_reporter_stop(w);
     vap_pub_close(w->heartbeat);
     voice_agents_free(w);
+    /* Every socket is closed: free nng's global state too, so a frame that arrived on
+     * the media link as it closed is not reported as leaked (the worker now exits by
+     * itself on a second SIGTERM instead of being SIGKILLed). */
+    nng_fini();
     vap_info(NULL, "vap-voice stopped");
     return 0;
 }
