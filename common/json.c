@@ -211,3 +211,19 @@ int vap_parse_int64(const char *text, int64_t min, int64_t max, int64_t *out)
     *out = val;
     return 0;
 }
+
+char *vap_json_array_dumps(size_t n, json_t *(*item)(size_t i, void *ctx), void *ctx)
+{
+    json_t *arr = json_array();
+    char *text = NULL;
+    for (size_t i = 0; arr && i < n; i++) {
+        if (json_array_append_new(arr, item(i, ctx)) != 0) { /* NULL item fails too */
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    if (arr)
+        text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return text;
+}

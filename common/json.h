@@ -67,4 +67,9 @@ size_t vap_utf8_prefix(const char *s, size_t max);
 /* Strict decimal parse of a whole string into min..max; 0 or VAP_EINVAL. */
 int vap_parse_int64(const char *text, int64_t min, int64_t max, int64_t *out);
 
+/* Builds item(0, ctx) .. item(n - 1, ctx) (each a new reference, NULL on failure) into
+ * a JSON array and returns it as compact text (free() it), e.g. a batch of rows sent as
+ * one SQL parameter; NULL if any item or the dump failed (nothing leaks). */
+char *vap_json_array_dumps(size_t n, json_t *(*item)(size_t i, void *ctx), void *ctx);
+
 #endif

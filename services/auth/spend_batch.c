@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "err.h"
+#include "json.h"
 #include "log.h"
 #include "prometheus.h"
 
@@ -136,29 +137,17 @@ static void spend_one(PGconn *conn, struct auth_spend *s)
 }
 
 /* $1 for SQL_SPEND_BATCH; NULL when out of memory. */
-static char *batch_json(struct auth_spend **batch, int n)
+static json_t *batch_item(size_t i, void *ctx)
 {
-    json_t *arr = json_array();
-    char *text = NULL;
-    for (int i = 0; arr && i < n; i++) {
-        json_t *item = json_pack("{s:i, s:I, s:s, s:s, s:s}", "i", i, "otp_id",
-                                 (json_int_t)batch[i]->otp_id, "key", batch[i]->idempotency_key,
-                                 "agent", batch[i]->agent_type, "jti", batch[i]->token_jti);
-        if (!item || json_array_append_new(arr, item) != 0) {
-            json_decref(arr);
-            return NULL;
-        }
-    }
-    if (arr)
-        text = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    return text;
+    const struct auth_spend *sp = ((struct auth_spend **)ctx)[i];
+    return json_pack("{s:i, s:I, s:s, s:s, s:s}", "i", (int)i, "otp_id", (json_int_t)sp->otp_id,
+                     "key", sp->idempotency_key, "agent", sp->agent_type, "jti", sp->token_jti);
 }
 
 /* Runs n >= 2 spends as one statement; 0, or the error that failed the whole batch. */
 static int spend_batch(PGconn *conn, struct auth_spend **batch, int n, int64_t deadline_ms)
 {
-    char *json = batch_json(batch, n);
+    char *json = vap_json_array_dumps((size_t)n, batch_item, batch);
     const char *params[1] = {json};
     PGresult *res = NULL;
     int rv;

@@ -26,6 +26,7 @@
 #include "clock.h"
 #include "err.h"
 #include "events.pb-c.h"
+#include "json.h"
 #include "log.h"
 #include "pubsub.h"
 #include "usage.h"
@@ -161,31 +162,19 @@ static void track(struct usage_sync *s, Vap__UsageEvent **events, size_t n, int6
 }
 
 /* $1 of SQL_INSERT_ACCESSES: the events as a JSON array; NULL when out of memory. */
-static char *accesses_json(Vap__UsageEvent *const *events, size_t n)
+static json_t *access_item(size_t i, void *ctx)
 {
-    json_t *arr = json_array();
-    char *text = NULL;
-    for (size_t i = 0; arr && i < n; i++) {
-        const Vap__UsageEvent *e = events[i];
-        json_t *item = json_pack("{s:I, s:I, s:s, s:s, s:I}", "seq", (json_int_t)e->seq,
-                                 "otp_id", (json_int_t)e->otp_id, "agent", e->agent_type,
-                                 "grant_id", e->grant_id, "at_ms", (json_int_t)e->occurred_at_ms);
-        if (!item || json_array_append_new(arr, item) != 0) {
-            json_decref(arr);
-            return NULL;
-        }
-    }
-    if (arr)
-        text = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    return text;
+    const Vap__UsageEvent *e = ((Vap__UsageEvent *const *)ctx)[i];
+    return json_pack("{s:I, s:I, s:s, s:s, s:I}", "seq", (json_int_t)e->seq, "otp_id",
+                     (json_int_t)e->otp_id, "agent", e->agent_type, "grant_id", e->grant_id,
+                     "at_ms", (json_int_t)e->occurred_at_ms);
 }
 
 /* Every event of the batch in one statement (one round trip, and the totals' trigger
  * runs once per statement). */
 static int insert_accesses(PGconn *conn, Vap__UsageEvent *const *events, size_t n)
 {
-    char *json = accesses_json(events, n);
+    char *json = vap_json_array_dumps(n, access_item, (void *)events);
     const char *p[1] = {json};
     int rv;
     if (!json)
