@@ -28,6 +28,7 @@
 #define VOICE_TWILIO_PATH "/api/voice-agents/stream/twilio"
 #define OPEN_WAIT_MS 5000
 #define MAX_PLACEMENTS 3 /* workers tried for one new session */
+#define CLOSE_DRAIN_MS 2000 /* frames read (and dropped) after our close, waiting for the client's */
 
 static struct gw_ctx *G;
 
@@ -471,11 +472,29 @@ static void ready_handler(struct mg_connection *conn, void *cbdata)
     free(o);
 }
 
+/* After our close frame, as RFC 6455 asks, read on (discarding) until the client's
+ * close answers it: closing the socket with frames still unread makes the kernel reset
+ * the connection, and the reset can destroy our close frame before the client has read
+ * it (it then sees no code or reason). True while c is closing; *keep_reading says
+ * whether to go on (a client still sending past CLOSE_DRAIN_MS is cut off). */
+static bool draining_after_close(struct gw_vconn *c, int *keep_reading)
+{
+    bool closing;
+    int64_t since;
+    pthread_mutex_lock(&c->lock);
+    closing = c->closing;
+    since = c->closing_since_ms;
+    pthread_mutex_unlock(&c->lock);
+    if (closing)
+        *keep_reading = vap_now_ms() - since < CLOSE_DRAIN_MS;
+    return closing;
+}
+
 static int data_handler(struct mg_connection *conn, int bits, char *data, size_t len,
                         void *cbdata)
 {
     struct gw_vconn *c = mg_get_user_connection_data(conn);
-    int op = bits & 0x0f;
+    int op = bits & 0x0f, keep = 1;
     bool open;
     (void)cbdata;
 
@@ -487,6 +506,8 @@ static int data_handler(struct mg_connection *conn, int bits, char *data, size_t
     }
     if (!c || op == MG_WEBSOCKET_OPCODE_PONG)
         return 1;
+    if (draining_after_close(c, &keep))
+        return keep;
     if (c->twilio)
         return gw_twilio_client_frame(conn, c, op, data, len);
     pthread_mutex_lock(&c->lock);

@@ -33,7 +33,6 @@
 #define MEDIA_MAX_BYTES 960 /* 120 ms of 8 kHz mu-law: the worker's largest frame */
 #define MULAW_FRAME_BYTES 160
 #define STREAM_SID_MAX 64
-#define CLOSE_DRAIN_MS 2000 /* frames read (and dropped) after our close, waiting for the client's */
 
 struct gw_twilio {
     struct gw_stream_options query; /* the URL's token and options, until `start` */
@@ -280,22 +279,14 @@ int gw_twilio_client_frame(struct mg_connection *conn, struct gw_vconn *c, int o
     json_error_t jerr;
     json_t *msg;
     const char *event;
-    int64_t closing_since = 0;
     bool ended;
 
+    /* (after our close frame, voice_stream.c drains the client's frames) */
     pthread_mutex_lock(&c->lock);
-    ended = c->closing || (c->state == VC_ENDED);
-    if (c->closing)
-        closing_since = c->closing_since_ms;
+    ended = c->state == VC_ENDED;
     pthread_mutex_unlock(&c->lock);
-    if (ended) {
-        /* We said why we close. As RFC 6455 asks, read on (discarding) until the
-         * client's close answers ours: closing the socket with frames still unread makes
-         * the kernel reset the connection, and the reset can destroy our close frame
-         * before the client has read it (it then sees no code or reason). A client that
-         * keeps sending past CLOSE_DRAIN_MS is cut off. */
-        return closing_since && vap_now_ms() - closing_since < CLOSE_DRAIN_MS;
-    }
+    if (ended)
+        return 0;
     if (c->twilio->stopped)
         return 1;
     if (opcode == MG_WEBSOCKET_OPCODE_BINARY) {

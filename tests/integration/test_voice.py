@@ -11,6 +11,7 @@ import tempfile
 import time
 
 import pytest
+import websocket
 
 from stack import PgCluster, Stack, running_stack
 from test_agents import admin_token, call, new_otp, otp_token
@@ -109,6 +110,44 @@ def test_bad_codec_is_refused_and_the_grant_is_kept(vstack):
     c = VoiceClient(vstack.url, token)  # the grant was not consumed by the refusal
     c.wait_type("session.started")
     c.close()
+
+
+def test_a_too_large_frame_with_more_behind_it_gets_its_close_code_and_reason(vstack):
+    # The frames after the bad one are read and dropped until the client answers our
+    # close: closing with them unread would make the kernel reset the connection, and
+    # a reset can destroy our close frame before the client reads it.
+    for attempt in range(3):
+        c, _, _, _ = open_session(vstack, mic=False)
+        big = websocket.ABNF.create_frame(b"\x00" * (70 * 1024), websocket.ABNF.OPCODE_BINARY)
+        more = websocket.ABNF.create_frame(b"\x00" * 640, websocket.ABNF.OPCODE_BINARY)
+        c.ws.sock.sendall(big.format() + more.format() * 5)
+        code, reason = c.wait_closed(10)
+        assert code == 1009 and "64 KiB" in (reason or ""), (attempt, code, reason)
+        c.close()
+
+
+def test_a_client_that_never_answers_our_close_is_cut_off(vstack):
+    # It keeps sending and never sends its close: after a short drain (2 s) the gateway
+    # drops the connection instead of reading it forever.
+    token, _ = visitor(vstack)
+    ws = websocket.create_connection(
+        vstack.url.replace("http://", "ws://")
+        + "/api/voice-agents/stream?agent_type=hospital&codec=pcm16&sample_rate=16000",
+        header=[f"Authorization: Bearer {token}"], timeout=10)
+    ws.send_binary(b"\x00" * (70 * 1024))  # too large: the gateway closes with 1009
+    sent_at = time.monotonic()
+    cut_after = None
+    while time.monotonic() - sent_at < 12:
+        try:
+            ws.sock.sendall(websocket.ABNF.create_frame(
+                b"\x00" * 640, websocket.ABNF.OPCODE_BINARY).format())
+        except OSError:
+            cut_after = time.monotonic() - sent_at
+            break
+        time.sleep(0.02)
+    ws.sock.close()
+    assert cut_after is not None, "still reading a client that ignored our close after 12 s"
+    assert 1.5 <= cut_after <= 8, cut_after
 
 
 # ---- a conversation ------------------------------------------------------------------
