@@ -4,6 +4,7 @@ PgCluster: a private PostgreSQL 15 (run as the postgres user when we are root, s
 PostgreSQL refuses root). Stack: the services under vap-supervisor, with every port
 and URL chosen free. No pytest here, so bench/ can import it too.
 """
+import contextlib
 import os
 import secrets
 import shutil
@@ -146,6 +147,13 @@ def running_stack(voice_workers=0, extra_env=None, worker_timeout=120):
     finally:
         s.stop()
         cluster.destroy()
+
+
+@contextlib.contextmanager
+def own_stack(voice_workers=0, extra_env=None, worker_timeout=120):
+    """For one test (`with own_stack(...) as s:`): as running_stack; s.pg is its
+    database."""
+    yield from running_stack(voice_workers, extra_env, worker_timeout)
 
 
 def finish_stacks(stacks, session):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from stack import REPO, PgCluster, Stack
+from stack import REPO, own_stack
 from test_agents import admin_token, call
 
 
@@ -19,13 +19,12 @@ def agents_stack():
     agents = tempfile.mkdtemp(prefix="vap-agents-")
     for name in ("realestate.json", "hospital.json"):
         shutil.copy(os.path.join(REPO, "config", "agents", name), agents)
-    cluster = PgCluster()
-    s = Stack(cluster, extra_env={"AGENTS_DIR": agents}).start()
-    s.agents_dir = agents
-    yield s
-    s.stop()
-    cluster.destroy()
-    shutil.rmtree(agents, ignore_errors=True)
+    try:
+        with own_stack(extra_env={"AGENTS_DIR": agents}) as s:
+            s.agents_dir = agents
+            yield s
+    finally:
+        shutil.rmtree(agents, ignore_errors=True)
 
 
 def agent_ids(stack, token):

@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-import conftest
-from stack import PgCluster, Stack, build_dir
+from stack import build_dir, own_stack
 from stack import free_port
 from test_agents import call, new_otp, otp_token
 from test_auth_otps import raw_request
@@ -25,16 +24,13 @@ NEW_PASSWORD = "resilient-password-1"
 
 @pytest.fixture(scope="module")
 def rstack():
-    cluster = PgCluster()
-    s = Stack(cluster, extra_env={"LOG_LEVEL": "debug", "THROTTLE_MAX_FAILURES": "4",
-                                  "THROTTLE_USER_MAX_FAILURES": "10",
-                                  "THROTTLE_NET_MAX_FAILURES": "10",
-                                  "GW_TRUSTED_PROXIES": "127.0.0.1, ::1"}).start()
-    conftest._stacks.append(s)  # its logs are scanned for sanitizer reports at the end
-    s.state = {"password": "adminc@w", "secrets": ["adminc@w", NEW_PASSWORD], "extra": None}
-    yield s
-    s.stop()
-    cluster.destroy()
+    with own_stack(extra_env={"LOG_LEVEL": "debug", "THROTTLE_MAX_FAILURES": "4",
+                              "THROTTLE_USER_MAX_FAILURES": "10",
+                              "THROTTLE_NET_MAX_FAILURES": "10",
+                              "GW_TRUSTED_PROXIES": "127.0.0.1, ::1"}) as s:
+        s.state = {"password": "adminc@w", "secrets": ["adminc@w", NEW_PASSWORD],
+                   "extra": None}
+        yield s
 
 
 def login(base, password, source=None):

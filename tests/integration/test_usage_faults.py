@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from stack import PgCluster, Stack, _as_postgres
+from stack import _as_postgres, own_stack
 from test_agents import admin_token, call, new_otp, otp_token, usage_rows
 
 ACCESSES = 2000
@@ -115,9 +115,8 @@ def test_an_access_answered_503_spends_nothing():
     """The code's row is locked (a slow database) past the gateway's deadline: the visitor
     gets 503, and the spend is cancelled rather than committed after that answer, so a
     retry spends one use, not two."""
-    cluster = PgCluster()
-    s = Stack(cluster, extra_env={"GW_RPC_TIMEOUT_MS": "800"}).start()
-    try:
+    with own_stack(extra_env={"GW_RPC_TIMEOUT_MS": "800"}) as s:
+        cluster = s.pg
         admin = admin_token(s.url)
         otp = new_otp(s.url, admin, 5)
         token = otp_token(s.url, otp["code"])
@@ -142,6 +141,3 @@ def test_an_access_answered_503_spends_nothing():
         mine = next(o for o in otps if o["id"] == otp["id"])
         assert mine["used_count"] == 1, mine
         assert len(usage_rows(s.url, admin, otp["id"], expect=1)) == 1
-    finally:
-        s.stop()
-        cluster.destroy()

@@ -13,7 +13,7 @@ import time
 import pytest
 import websocket
 
-from stack import PgCluster, Stack, running_stack
+from stack import own_stack, running_stack
 from test_agents import admin_token, call, new_otp, otp_token
 from voice_client import VoiceClient, read_wav_16k, rms, silence
 
@@ -326,12 +326,7 @@ def test_killed_worker_tells_its_clients_and_new_sessions_go_elsewhere(vstack):
 
 
 def test_draining_worker_finishes_sessions_and_takes_no_new_ones():
-    cluster = PgCluster()
-    s = Stack(cluster, voice_workers=2).start()
-    from conftest import _stacks
-    _stacks.append(s)
-    try:
-        s.wait_voice_workers(2, timeout=120)
+    with own_stack(voice_workers=2) as s:
         c, started, _, _ = open_session(s, "hospital")
         victim = worker_of(started["session_id"])
         name = next(n for n in ("voice1", "voice2") if victim.endswith(f"-{s.pid(n)}"))
@@ -346,9 +341,6 @@ def test_draining_worker_finishes_sessions_and_takes_no_new_ones():
                      e["turn_id"] == 1, timeout=15)
         c.send_event(type="end")
         assert c.wait_type("session.ended")["reason"] == "client_ended"
-    finally:
-        s.stop()
-        cluster.destroy()
 
 
 def test_a_second_sigterm_to_the_supervisor_stops_a_draining_worker_now():
@@ -356,12 +348,7 @@ def test_a_second_sigterm_to_the_supervisor_stops_a_draining_worker_now():
     worker drain, waiting for a dropped session that may still be resumed; the second is
     passed on and the worker stops at once -- cleanly, ending the session and exiting 0,
     rather than being SIGKILLed at the supervisor's 20 s stop timeout."""
-    cluster = PgCluster()
-    s = Stack(cluster, voice_workers=1).start()
-    from conftest import _stacks
-    _stacks.append(s)
-    try:
-        s.wait_voice_workers(1, timeout=120)
+    with own_stack(voice_workers=1) as s:
         c, started, _, _ = open_session(s, "hospital")
         c.ws.sock.close()  # dropped, resumable for VOICE_RESUME_WINDOW_MS (30 s)
         time.sleep(0.5)
@@ -381,9 +368,6 @@ def test_a_second_sigterm_to_the_supervisor_stops_a_draining_worker_now():
         assert f"session ended id={started['session_id']}" in voice
         assert "vap-voice stopped" in voice
         assert took < 15, f"the worker took {took:.1f} s to stop after the second SIGTERM"
-    finally:
-        s.stop()
-        cluster.destroy()
 
 
 @pytest.mark.parametrize("worker_id", [None, "voice-pod-0"])
@@ -393,13 +377,8 @@ def test_session_records_survive_usage_down_and_the_worker_killed(worker_id):
     its spool and the records arrive once vap-usage is back. With a fixed worker id (a
     Kubernetes pod restarting its container) the new process reopens the same spool and
     must take its records over, not truncate them."""
-    cluster = PgCluster()
     env = {"VOICE_WORKER_ID": worker_id} if worker_id else {}
-    s = Stack(cluster, voice_workers=1, extra_env=env).start()
-    from conftest import _stacks
-    _stacks.append(s)
-    try:
-        s.wait_voice_workers(1, timeout=120)
+    with own_stack(voice_workers=1, extra_env=env) as s:
         admin = admin_token(s.url)
         c, started, _, _ = open_session(s, "hospital")
         os.kill(s.pid("usage"), signal.SIGSTOP)
@@ -423,6 +402,3 @@ def test_session_records_survive_usage_down_and_the_worker_killed(worker_id):
                 break
             time.sleep(0.3)
         assert row and row["duration_seconds"] > 0, row
-    finally:
-        s.stop()
-        cluster.destroy()
