@@ -170,7 +170,20 @@ static int spend_batch(PGconn *conn, struct auth_spend **batch, int n, int64_t d
     return 0;
 }
 
-/* Decides every spend of taken[0..n) (the leader's work, without the lock). */
+/* Tells callers their outcomes. Each caller returns (and its auth_spend is gone) once
+ * woken, so the leader must not touch a spend after this. */
+static void decided(struct auth_spend_queue *q, struct auth_spend *const *spends, int n)
+{
+    pthread_mutex_lock(&q->lock);
+    for (int i = 0; i < n; i++) {
+        spends[i]->done = 1;
+        pthread_cond_signal(&spends[i]->wake);
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* Decides every spend of taken[0..n) and tells each caller as soon as its own outcome is
+ * known (the leader's work, without the lock). */
 static void run(struct auth_spend_queue *q, struct auth_spend *const *taken, int n)
 {
     struct auth_spend *batch[AUTH_SPEND_BATCH_MAX];
@@ -181,6 +194,7 @@ static void run(struct auth_spend_queue *q, struct auth_spend *const *taken, int
     for (int i = 0; i < n; i++) {
         if (vap_ms_left(taken[i]->deadline_ms) <= 0) {
             fail(taken[i], VAP_ETIMEDOUT); /* its caller has been told to try again */
+            decided(q, &taken[i], 1);
             continue;
         }
         batch[live++] = taken[i];
@@ -193,19 +207,27 @@ static void run(struct auth_spend_queue *q, struct auth_spend *const *taken, int
     if (rv != 0) {
         for (int i = 0; i < live; i++)
             fail(batch[i], rv);
+        decided(q, batch, live);
         return;
     }
     rv = live == 1 ? VAP_ECONFLICT : spend_batch(conn, batch, live, deadline);
     if (rv == 0) {
         vap_counter_add(q->batches, 1);
         vap_counter_add(q->batched, (uint64_t)live);
+        decided(q, batch, live);
     } else if (rv == VAP_ECONFLICT || rv == VAP_ETIMEDOUT) {
-        /* One at a time, each by its own deadline (a lone spend always comes here). */
-        for (int i = 0; i < live; i++)
+        /* One at a time, each by its own deadline (a lone spend always comes here), each
+         * caller told at once: a later spend may wait on a locked code up to its own
+         * deadline, and an earlier one held back meanwhile would reach its client after
+         * the gateway's deadline -- a use spent on a visitor told 503. */
+        for (int i = 0; i < live; i++) {
             spend_one(conn, batch[i]);
+            decided(q, &batch[i], 1);
+        }
     } else {
         for (int i = 0; i < live; i++)
             fail(batch[i], rv);
+        decided(q, batch, live);
     }
     vap_db_release(q->db, conn);
 }
@@ -237,14 +259,9 @@ void auth_spend_batched(struct auth_spend_queue *q, struct auth_spend *s)
         if (!q->head)
             q->tail = NULL;
         pthread_mutex_unlock(&q->lock);
-        run(q, batch, n);
+        run(q, batch, n); /* every spend of batch is done (and may be gone) after it */
         pthread_mutex_lock(&q->lock);
         q->leading = 0;
-        for (int i = 0; i < n; i++) {
-            batch[i]->done = 1;
-            if (batch[i] != s)
-                pthread_cond_signal(&batch[i]->wake);
-        }
         if (q->head) /* the oldest waiting spend leads the next batch */
             pthread_cond_signal(&q->head->wake);
     }

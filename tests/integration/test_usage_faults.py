@@ -4,6 +4,8 @@ The invariant checked every time: the OTP's used_count equals its number of usag
 records (no use without its event, no event twice), never exceeds max_uses, and every
 200 the clients saw is among them.
 """
+import collections
+import concurrent.futures
 import signal
 import subprocess
 import threading
@@ -111,21 +113,25 @@ def test_database_restart_under_load_gives_503s_then_recovers(fresh_stack):
     check_invariant(stack, otp, results)
 
 
+def lock_otp_row(cluster, otp_id, seconds):
+    """A psql holding the code's row lock (as a slow database would) for seconds."""
+    return subprocess.Popen(
+        _as_postgres(["psql", "-X", "-q", "-h", cluster.sock, "-p", str(cluster.port),
+                      "-U", "postgres", "-d", "vap", "-c",
+                      f"BEGIN; SELECT 1 FROM auth.otps WHERE id = {otp_id} FOR UPDATE;"
+                      f" SELECT pg_sleep({seconds}); COMMIT;"]),
+        stdout=subprocess.DEVNULL)
+
+
 def test_an_access_answered_503_spends_nothing():
     """The code's row is locked (a slow database) past the gateway's deadline: the visitor
     gets 503, and the spend is cancelled rather than committed after that answer, so a
     retry spends one use, not two."""
     with own_stack(extra_env={"GW_RPC_TIMEOUT_MS": "800"}) as s:
-        cluster = s.pg
         admin = admin_token(s.url)
         otp = new_otp(s.url, admin, 5)
         token = otp_token(s.url, otp["code"])
-        locker = subprocess.Popen(
-            _as_postgres(["psql", "-X", "-q", "-h", cluster.sock, "-p", str(cluster.port),
-                          "-U", "postgres", "-d", "vap", "-c",
-                          f"BEGIN; SELECT 1 FROM auth.otps WHERE id = {otp['id']} FOR UPDATE;"
-                          " SELECT pg_sleep(3); COMMIT;"]),
-            stdout=subprocess.DEVNULL)
+        locker = lock_otp_row(s.pg, otp["id"], 3)
         time.sleep(0.5)
         t0 = time.monotonic()
         status, body = call(s.url, "POST", "/api/agents/access", {"agent_type": "hospital"},
@@ -141,3 +147,48 @@ def test_an_access_answered_503_spends_nothing():
         mine = next(o for o in otps if o["id"] == otp["id"])
         assert mine["used_count"] == 1, mine
         assert len(usage_rows(s.url, admin, otp["id"], expect=1)) == 1
+
+
+def test_spends_held_up_behind_a_locked_code_charge_only_what_they_granted():
+    """Spends are decided in batches, one batch at a time: a code whose row is locked
+    holds up its batch past the gateway's deadline, and the spends queued behind it run
+    out of time too. Every visitor told 503 -- of that code or of any other -- must have
+    been charged nothing, and each 200 exactly one use with its usage record; once the
+    lock is gone, every code spends normally again. It found two ways of charging a 503:
+    the one-by-one rerun of a failed batch told its callers only when all were decided,
+    and vap-auth counted a caller's budget from when a worker thread took the request,
+    not from its arrival (32 requests, 16 threads: the rest waited unaccounted)."""
+    per_code, uses = 4, 10
+    with own_stack(extra_env={"GW_RPC_TIMEOUT_MS": "800"}) as s:
+        admin = admin_token(s.url)
+        otps = [new_otp(s.url, admin, uses) for _ in range(8)]
+        tokens = [otp_token(s.url, o["code"]) for o in otps]
+        locker = lock_otp_row(s.pg, otps[0]["id"], 3)
+        time.sleep(0.5)
+
+        def access(i):
+            status, body = call(s.url, "POST", "/api/agents/access", {"agent_type": "hospital"},
+                                tokens[i], timeout=30)
+            return i, status, body
+
+        jobs = [i for _ in range(per_code) for i in range(len(otps))]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            results = list(pool.map(access, jobs))
+        locker.wait(timeout=10)
+        granted = collections.Counter(i for i, st, _ in results if st == 200)
+        statuses = collections.Counter(st for _, st, _ in results)
+        assert set(statuses) <= {200, 503}, statuses
+        assert granted[0] == 0, "a spend of the locked code was granted"
+        assert any(st == 503 for i, st, _ in results if i != 0), \
+            "no spend of another code was held up: the test did not test the fallback"
+        time.sleep(0.5)
+        status, listed = call(s.url, "GET", "/api/otps/?limit=1000", token=admin)
+        assert status == 200
+        used = {o["id"]: o["used_count"] for o in listed}
+        for i, otp in enumerate(otps):
+            assert used[otp["id"]] == granted[i], (i, used[otp["id"]], granted[i])
+            assert len(usage_rows(s.url, admin, otp["id"], expect=granted[i])) == granted[i]
+        for i, otp in enumerate(otps):
+            status, body = call(s.url, "POST", "/api/agents/access",
+                                {"agent_type": "hospital"}, tokens[i])
+            assert status == 200 and body["remaining_uses"] == uses - granted[i] - 1, body
