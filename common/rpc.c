@@ -1,8 +1,10 @@
 /*
  * nng + protobuf-c request/reply (see rpc.h). Each call uses its own nng context on a
  * shared req0 socket, so many threads call concurrently without head-of-line
- * blocking; the server runs a fixed set of threads, each looping over its own rep0
- * context.
+ * blocking. The server keeps many rep0 contexts receiving (the intake: their callbacks
+ * only timestamp a request and queue it) and a fixed set of worker threads that serve
+ * the queue, so a request's time spent waiting for a free worker counts against its
+ * caller's budget.
  */
 #include "rpc.h"
 
@@ -272,14 +274,35 @@ int vap_rpc_call(struct vap_rpc_client *client, const char *method, const char *
 
 /* ---- server ---- */
 
+/* Requests received and not yet answered, at most: beyond that nng stops reading
+ * (requests then wait in the connection, unseen, but are far past any deadline). */
+#define RPC_INTAKE_SLOTS 512
+
+/* One rep0 context of the intake, and the request it holds while queued or served. */
+struct intake_slot {
+    struct vap_rpc_server *srv;
+    nng_ctx ctx;
+    nng_aio *aio; /* receives; its callback runs on an nng task thread */
+    nng_msg *msg;
+    int64_t received_ms;
+    struct intake_slot *next;
+};
+
 struct vap_rpc_server {
     nng_socket sock;
     const struct vap_rpc_method *methods;
     struct vap_histogram **seconds; /* per method, in the table's order */
     struct vap_counter **errors;
+    struct vap_histogram *queued;   /* arrival to a worker taking it */
+    struct vap_counter *expired;    /* dropped: the budget ran out while queued */
     void *user;
     int nthreads;
     pthread_t *threads;
+    struct intake_slot *slots;
+    int nslots;
+    pthread_mutex_t lock;
+    pthread_cond_t ready;
+    struct intake_slot *head, *tail; /* received, oldest first */
     atomic_int stopping;
 };
 
@@ -328,7 +351,7 @@ static void serve_method(struct vap_rpc_server *srv, const struct vap_rpc_method
 }
 
 /* Decodes one request, runs its handler and packs the reply. Returns NULL to drop. */
-static nng_msg *serve_one(struct vap_rpc_server *srv, nng_msg *in)
+static nng_msg *serve_one(struct vap_rpc_server *srv, nng_msg *in, int64_t received)
 {
     Vap__RpcRequest *env = vap__rpc_request__unpack(NULL, nng_msg_len(in), nng_msg_body(in));
     Vap__RpcReply out = VAP__RPC_REPLY__INIT;
@@ -337,7 +360,6 @@ static nng_msg *serve_one(struct vap_rpc_server *srv, nng_msg *in)
     ProtobufCMessage *body = NULL;
     const struct vap_rpc_method *m;
     nng_msg *reply = NULL;
-    int64_t received = vap_now_ms();
 
     memset(&resp, 0, sizeof(resp));
     resp.status = 200;
@@ -348,6 +370,16 @@ static nng_msg *serve_one(struct vap_rpc_server *srv, nng_msg *in)
     req.method = env->method;
     req.request_id = env->request_id;
     req.deadline_ms = received + env->budget_ms;
+    vap_histogram_observe(srv->queued, (double)(vap_now_ms() - received) / 1e3);
+    if (vap_ms_left(req.deadline_ms) <= 0) {
+        /* Waited for a worker until its caller gave up: running it now could only do
+         * what the caller was told did not happen (e.g. spend a use after a 503). */
+        vap_warn(req.request_id, "rpc request expired while queued method=%s queued_ms=%lld",
+                 env->method, (long long)(vap_now_ms() - received));
+        vap_counter_add(srv->expired, 1);
+        vap__rpc_request__free_unpacked(env, NULL);
+        return NULL;
+    }
     m = find_method(srv->methods, env->method);
     if (m) {
         size_t i = (size_t)(m - srv->methods);
@@ -379,32 +411,111 @@ static nng_msg *serve_one(struct vap_rpc_server *srv, nng_msg *in)
     return reply;
 }
 
+/* A request arrived (or the socket closed): timestamp it and queue it for a worker. */
+static void intake_cb(void *arg)
+{
+    struct intake_slot *slot = arg;
+    struct vap_rpc_server *srv = slot->srv;
+    int rv = nng_aio_result(slot->aio);
+
+    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+        return;
+    if (rv != 0) {
+        if (!atomic_load(&srv->stopping))
+            nng_ctx_recv(slot->ctx, slot->aio);
+        return;
+    }
+    slot->msg = nng_aio_get_msg(slot->aio);
+    slot->received_ms = vap_now_ms();
+    slot->next = NULL;
+    pthread_mutex_lock(&srv->lock);
+    if (srv->tail)
+        srv->tail->next = slot;
+    else
+        srv->head = slot;
+    srv->tail = slot;
+    pthread_cond_signal(&srv->ready);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* Serves queued requests until stopping and none is left. */
 static void *server_thread(void *arg)
 {
     struct vap_rpc_server *srv = arg;
     nng_aio *aio = NULL;
-    nng_ctx ctx;
 
-    if (nng_aio_alloc(&aio, NULL, NULL) != 0 || nng_ctx_open(&ctx, srv->sock) != 0) {
-        vap_error(NULL, "rpc server: cannot open context");
-        nng_aio_free(aio);
+    if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
+        vap_error(NULL, "rpc server: cannot allocate an aio");
         return NULL;
     }
-    while (!atomic_load(&srv->stopping)) {
-        nng_msg *in = NULL, *out;
-        int rv = ctx_recv(ctx, aio, &in, 200);
-        if (rv == NNG_ETIMEDOUT)
-            continue;
-        if (rv != 0)
+    for (;;) {
+        struct intake_slot *slot;
+        nng_msg *out;
+
+        pthread_mutex_lock(&srv->lock);
+        while (!srv->head && !atomic_load(&srv->stopping))
+            pthread_cond_wait(&srv->ready, &srv->lock);
+        slot = srv->head;
+        if (slot) {
+            srv->head = slot->next;
+            if (!srv->head)
+                srv->tail = NULL;
+        }
+        pthread_mutex_unlock(&srv->lock);
+        if (!slot)
             break;
-        out = serve_one(srv, in);
-        nng_msg_free(in);
-        if (out && ctx_send(ctx, aio, out, 1000) != 0)
+        out = serve_one(srv, slot->msg, slot->received_ms);
+        nng_msg_free(slot->msg);
+        slot->msg = NULL;
+        if (out && ctx_send(slot->ctx, aio, out, 1000) != 0)
             nng_msg_free(out);
+        if (!atomic_load(&srv->stopping)) /* stopping: take no new request */
+            nng_ctx_recv(slot->ctx, slot->aio);
     }
-    nng_ctx_close(ctx);
     nng_aio_free(aio);
     return NULL;
+}
+
+/* Frees what start_intake made; the socket must be closed first. */
+static void free_intake(struct vap_rpc_server *srv)
+{
+    for (int i = 0; i < srv->nslots; i++) {
+        nng_aio_free(srv->slots[i].aio); /* waits for a callback in progress */
+        if (srv->slots[i].msg)           /* received after the workers left */
+            nng_msg_free(srv->slots[i].msg);
+    }
+    free(srv->slots);
+    srv->slots = NULL;
+    srv->nslots = 0;
+}
+
+static int start_intake(struct vap_rpc_server *srv)
+{
+    srv->slots = calloc(RPC_INTAKE_SLOTS, sizeof(*srv->slots));
+    if (!srv->slots)
+        return VAP_ENOMEM;
+    for (int i = 0; i < RPC_INTAKE_SLOTS; i++) {
+        struct intake_slot *slot = &srv->slots[i];
+        slot->srv = srv;
+        if (nng_aio_alloc(&slot->aio, intake_cb, slot) != 0)
+            return VAP_ENOMEM;
+        srv->nslots++;
+        if (nng_ctx_open(&slot->ctx, srv->sock) != 0)
+            return VAP_EINTERNAL;
+        nng_ctx_recv(slot->ctx, slot->aio);
+    }
+    return 0;
+}
+
+/* Frees the server's memory (threads joined and socket closed, or never started). */
+static void destroy(struct vap_rpc_server *srv)
+{
+    pthread_mutex_destroy(&srv->lock);
+    pthread_cond_destroy(&srv->ready);
+    free(srv->threads);
+    free(srv->seconds); /* the series themselves live as long as the process */
+    free(srv->errors);
+    free(srv);
 }
 
 int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
@@ -435,6 +546,12 @@ int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
                                          labels);
         }
     }
+    srv->queued = vap_histogram("vap_rpc_server_queued_seconds",
+                                "Time requests waited for a free worker thread.", "");
+    srv->expired = vap_counter("vap_rpc_server_expired_total",
+                               "Requests dropped unserved: the caller's deadline passed while"
+                               " they waited for a worker.",
+                               "");
     if (!srv->threads || !srv->seconds || !srv->errors) {
         free(srv->threads);
         free(srv->seconds);
@@ -442,6 +559,8 @@ int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
         free(srv);
         return VAP_ENOMEM;
     }
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_cond_init(&srv->ready, NULL);
     rv = nng_rep0_open(&srv->sock);
     if (rv == 0) {
         nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_MSG);
@@ -451,16 +570,19 @@ int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
     }
     if (rv != 0) {
         vap_error(NULL, "rpc listen failed url=%s error=\"%s\"", url, nng_strerror(rv));
-        free(srv->threads);
-        free(srv->seconds);
-        free(srv->errors);
-        free(srv);
+        destroy(srv);
         return VAP_EUNAVAIL;
     }
     for (int i = 0; i < nthreads; i++) {
         if (pthread_create(&srv->threads[i], NULL, server_thread, srv) != 0)
             break;
         srv->nthreads++;
+    }
+    rv = start_intake(srv);
+    if (rv != 0 || srv->nthreads == 0) {
+        vap_error(NULL, "rpc server: cannot start url=%s threads=%d", url, srv->nthreads);
+        vap_rpc_server_stop(srv);
+        return rv != 0 ? rv : VAP_EINTERNAL;
     }
     *out = srv;
     return 0;
@@ -470,12 +592,14 @@ void vap_rpc_server_stop(struct vap_rpc_server *srv)
 {
     if (!srv)
         return;
+    /* Workers answer every request already received, then leave; no new one is taken. */
+    pthread_mutex_lock(&srv->lock);
     atomic_store(&srv->stopping, 1);
+    pthread_cond_broadcast(&srv->ready);
+    pthread_mutex_unlock(&srv->lock);
     for (int i = 0; i < srv->nthreads; i++)
         pthread_join(srv->threads[i], NULL);
     nng_close(srv->sock);
-    free(srv->threads);
-    free(srv->seconds); /* the series themselves live as long as the process */
-    free(srv->errors);
-    free(srv);
+    free_intake(srv);
+    destroy(srv);
 }
