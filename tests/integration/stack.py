@@ -6,6 +6,7 @@ and URL chosen free. No pytest here, so bench/ can import it too.
 """
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -19,6 +20,43 @@ import urllib.request
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
 SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
+
+LEAK_REPORT = re.compile(r"=+\n==\d+==ERROR: LeakSanitizer: detected memory leaks\n.*?"
+                         r"\nSUMMARY: AddressSanitizer: [^\n]*\n", re.S)
+FRAME = re.compile(r"^\s+#(\d+) 0x[0-9a-f]+ +(?:in (\S+) )?\(?([^)\s]*)", re.M)
+
+
+def nng_listener_race(report):
+    """True for a LeakSanitizer report that is only nng 1.5.2's own leak when a listening
+    socket closes (reproduced without our code: tests/sanitizer/nng_listener_leak.c, about
+    1 in 300 closes): every leak indirect (a cycle among nng's objects) and allocated by
+    nng itself -- inside nng_listen or on one of nng's threads, never on behalf of a call
+    of ours such as nng_msg_alloc."""
+    leaks = re.split(r"\n(?=(?:Direct|Indirect) leak of )", report)[1:]
+    if not leaks:
+        return False
+    for leak in leaks:
+        if not leak.startswith("Indirect"):
+            return False
+        inside_nng = False
+        for _, func, where in FRAME.findall(leak)[1:]:  # #0 is the allocator
+            if "libnng.so" in where:
+                if func == "nng_listen":
+                    inside_nng = True
+                    break
+                continue
+            inside_nng = func == "start_thread"
+            break
+        if not inside_nng:
+            return False
+    return True
+
+
+def sanitizer_findings(text):
+    """text without the reports nng_listener_race() excuses, if it still holds any
+    sanitizer mark; else None."""
+    text = LEAK_REPORT.sub(lambda m: "" if nng_listener_race(m.group(0)) else m.group(0), text)
+    return text if any(mark in text for mark in SANITIZER_MARKS) else None
 
 
 def free_port():
@@ -303,7 +341,8 @@ class Stack:
         except FileNotFoundError:
             pass
         for name, text in texts:
-            if any(mark in text for mark in SANITIZER_MARKS):
+            text = sanitizer_findings(text)
+            if text:
                 found.append(f"{name}:\n{text[-4000:]}")
         return found
 

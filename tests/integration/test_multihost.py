@@ -26,7 +26,7 @@ import urllib.request
 import pytest
 
 import netns
-from stack import REPO, SANITIZER_MARKS, PG_BIN, _as_postgres, build_dir, voice_cache_dir
+from stack import REPO, PG_BIN, _as_postgres, build_dir, sanitizer_findings, voice_cache_dir
 from test_agents import admin_token, call, new_otp, otp_token
 from voice_client import VoiceClient
 
@@ -188,8 +188,8 @@ class MultiHost:
                          for name in self.procs)
 
     def sanitizer_reports(self):
-        return [f"{name}:\n{self.log_text(name)[-4000:]}" for name in self.procs
-                if any(mark in self.log_text(name) for mark in SANITIZER_MARKS)]
+        found = [(name, sanitizer_findings(self.log_text(name))) for name in self.procs]
+        return [f"{name}:\n{text[-4000:]}" for name, text in found if text]
 
     # ---- stopping ----
     def stop(self):

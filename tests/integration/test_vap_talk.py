@@ -21,19 +21,18 @@ import wave
 
 import pytest
 
-from stack import REPO, build_dir, running_stack
+from stack import REPO, build_dir, running_stack, sanitizer_findings
 from test_agents import admin_token, call, new_otp, otp_token
 
 TALK = os.path.join(build_dir(), "bin", "vap-talk")
 QUESTION = "Is Doctor Patel available on Monday morning"
-SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
 
 
 def run_talk(*args, timeout=90):
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
     p = subprocess.run([TALK, *args], capture_output=True, text=True, timeout=timeout, env=env)
-    assert not any(m in p.stderr for m in SANITIZER_MARKS), p.stderr
+    assert not sanitizer_findings(p.stderr), p.stderr
     return p
 
 
