@@ -94,15 +94,17 @@ void vap_rpc_response_error(struct vap_rpc_response *resp, int status, const cha
 struct vap_rpc_server;
 
 /*
- * Listens on url and starts nthreads worker threads, each receiving one request at a
- * time on its own nng context and calling the method's handler on that thread (so a
- * handler may block, e.g. on the database). methods ends with a { NULL } entry and
- * must outlive the server. Requests whose budget has run out are dropped unanswered.
+ * Listens on url with many nng contexts receiving (their callbacks only timestamp and
+ * queue a request) and starts nthreads worker threads that call the method's handler
+ * (so a handler may block, e.g. on the database). The deadline runs from arrival, so
+ * waiting for a worker counts; a request whose budget has run out by the time a worker
+ * takes it is dropped unanswered, its handler not run. methods ends with a { NULL }
+ * entry and must outlive the server.
  */
 int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
                          const struct vap_rpc_method *methods, void *user, int nthreads);
 
-/* Stops receiving, lets handlers in progress finish and answer, and frees the server. */
+/* Stops taking requests, answers every one already received, and frees the server. */
 void vap_rpc_server_stop(struct vap_rpc_server *server);
 
 #endif
