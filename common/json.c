@@ -227,3 +227,134 @@ char *vap_json_array_dumps(size_t n, json_t *(*item)(size_t i, void *ctx), void 
     json_decref(arr);
     return text;
 }
+
+/* Makes room for n more bytes; 0, or -1 with the writer marked failed. */
+static int jw_reserve(struct vap_jw *w, size_t n)
+{
+    if (w->failed)
+        return -1;
+    if (w->len + n + 1 > w->cap) {
+        size_t cap = w->cap ? w->cap : 1024;
+        char *buf;
+        while (cap < w->len + n + 1)
+            cap *= 2;
+        if (!(buf = realloc(w->buf, cap))) {
+            w->failed = 1;
+            return -1;
+        }
+        w->buf = buf;
+        w->cap = cap;
+    }
+    return 0;
+}
+
+static void jw_put(struct vap_jw *w, const char *text, size_t n)
+{
+    if (jw_reserve(w, n) == 0) {
+        memcpy(w->buf + w->len, text, n);
+        w->len += n;
+    }
+}
+
+void vap_jw_raw(struct vap_jw *w, const char *text)
+{
+    jw_put(w, text, strlen(text));
+}
+
+/* The length of the well-formed UTF-8 sequence (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF) that starts at p, a byte >= 0x80; 0 if there is
+ * none. */
+static size_t utf8_sequence(const unsigned char *p)
+{
+    size_t n;
+    uint32_t cp;
+    if (p[0] >= 0xC2 && p[0] <= 0xDF)
+        n = 2, cp = p[0] & 0x1Fu;
+    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+        n = 3, cp = p[0] & 0x0Fu;
+    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+        n = 4, cp = p[0] & 0x07u;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) /* also stops at the terminating NUL */
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3Fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+void vap_jw_str(struct vap_jw *w, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    jw_put(w, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        size_t run = 0, seq;
+        for (;;) {
+            if (p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
+                run++;
+            else if (p[run] >= 0x80 && (seq = utf8_sequence(p + run)) > 0)
+                run += seq;
+            else
+                break;
+        }
+        if (run) { /* bytes that need no escape, as they are (valid UTF-8 passes through) */
+            jw_put(w, (const char *)p, run);
+            p += run - 1;
+            continue;
+        }
+        if (*p >= 0x80) { /* not UTF-8: JSON cannot carry it (jansson refuses it too) */
+            w->failed = 1;
+            return;
+        }
+        if (*p == '"' || *p == '\\') {
+            char esc[2] = {'\\', (char)*p};
+            jw_put(w, esc, 2);
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
+            jw_put(w, esc, 6);
+        }
+    }
+    jw_put(w, "\"", 1);
+}
+
+void vap_jw_int(struct vap_jw *w, int64_t v)
+{
+    char digits[24], *p = digits + sizeof(digits);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    jw_put(w, p, (size_t)(digits + sizeof(digits) - p));
+}
+
+void vap_jw_bool(struct vap_jw *w, int v)
+{
+    if (v)
+        jw_put(w, "true", 4);
+    else
+        jw_put(w, "false", 5);
+}
+
+char *vap_jw_finish(struct vap_jw *w, size_t *len)
+{
+    char *text;
+    if (jw_reserve(w, 0) != 0) {
+        free(w->buf);
+        w->buf = NULL;
+        return NULL;
+    }
+    w->buf[w->len] = '\0';
+    text = w->buf;
+    if (len)
+        *len = w->len;
+    w->buf = NULL;
+    w->len = w->cap = 0;
+    return text;
+}

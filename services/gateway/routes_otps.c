@@ -4,39 +4,77 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.pb-c.h"
 #include "clock.h"
 #include "gateway.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
 
 #define OTP_ID_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON client */
 
-static json_t *otp_json(const Vap__Otp *o)
+/* Writes the public OTP object. Straight into the reply's text rather than through a
+ * jansson tree: a list of codes is the busiest admin reply, and the tree's allocations
+ * were a third of the machine in `GET /api/otps/` under load. */
+static void write_otp(struct vap_jw *w, const Vap__Otp *o)
 {
-    char created[32], used[32];
-    json_t *last_used;
-    vap_format_iso8601(o->created_at_ms, 0, created, sizeof(created));
+    char when[32];
+    vap_jw_raw(w, "{\"id\":");
+    vap_jw_int(w, o->id);
+    vap_jw_raw(w, ",\"code\":");
+    vap_jw_str(w, o->code);
+    vap_jw_raw(w, ",\"max_uses\":");
+    vap_jw_int(w, o->max_uses);
+    vap_jw_raw(w, ",\"used_count\":");
+    vap_jw_int(w, o->used_count);
+    vap_jw_raw(w, ",\"remaining_uses\":");
+    vap_jw_int(w, (int64_t)o->max_uses - o->used_count);
+    vap_jw_raw(w, ",\"is_active\":");
+    vap_jw_bool(w, o->is_active);
+    vap_jw_raw(w, ",\"created_at\":");
+    vap_format_iso8601(o->created_at_ms, 0, when, sizeof(when));
+    vap_jw_str(w, when);
+    vap_jw_raw(w, ",\"last_used_at\":");
     if (o->last_used_at_ms > 0) {
-        vap_format_iso8601(o->last_used_at_ms, 0, used, sizeof(used));
-        last_used = json_string(used);
+        vap_format_iso8601(o->last_used_at_ms, 0, when, sizeof(when));
+        vap_jw_str(w, when);
     } else {
-        last_used = json_null();
+        vap_jw_raw(w, "null");
     }
-    return json_pack("{s:I, s:s, s:i, s:i, s:i, s:b, s:s, s:o}", "id", (json_int_t)o->id,
-                     "code", o->code, "max_uses", o->max_uses, "used_count", o->used_count,
-                     "remaining_uses", o->max_uses - o->used_count, "is_active", o->is_active,
-                     "created_at", created, "last_used_at", last_used);
+    vap_jw_raw(w, "}");
 }
 
-static json_t *otp_list_json(const Vap__OtpList *list)
+/* Replies with one OTP object (single) or the array of them. */
+static void reply_otps(struct gw_req *r, int status, const Vap__Otp *const *otps, size_t n,
+                       int single)
 {
-    json_t *arr = json_array();
-    for (size_t i = 0; i < list->n_otps; i++)
-        json_array_append_new(arr, otp_json(list->otps[i]));
-    return arr;
+    struct vap_jw w = {0};
+    size_t len;
+    char *text;
+    if (!single)
+        vap_jw_raw(&w, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            vap_jw_raw(&w, ",");
+        write_otp(&w, otps[i]);
+    }
+    if (!single)
+        vap_jw_raw(&w, "]");
+    text = vap_jw_finish(&w, &len);
+    if (!text) {
+        gw_reply_error(r, 500, "Internal error");
+        return;
+    }
+    gw_reply_raw(r, status, "application/json", text, len);
+    free(text);
+}
+
+static void reply_otp_list(struct gw_req *r, int status, const Vap__OtpList *list)
+{
+    reply_otps(r, status, (const Vap__Otp *const *)list->otps, list->n_otps, 0);
 }
 
 /* Reads an optional integer query parameter; adds a validation error when bad. */
@@ -90,7 +128,7 @@ void gw_route_otp_list(struct gw_req *r)
     rv = vap_rpc_call(r->gw->auth, "auth.otp_list", r->request_id, &in.base,
                       &vap__otp_list__descriptor, gw_deadline(r, r->gw->cfg.rpc_timeout_ms), &res);
     if (!gw_reply_rpc_failure(r, rv, &res))
-        gw_reply_json(r, 200, otp_list_json((const Vap__OtpList *)res.reply));
+        reply_otp_list(r, 200, (const Vap__OtpList *)res.reply);
     vap_rpc_result_clear(&res);
 }
 
@@ -117,7 +155,7 @@ void gw_route_otp_create(struct gw_req *r)
     rv = vap_rpc_call(r->gw->auth, "auth.otp_create", r->request_id, &in.base,
                       &vap__otp_list__descriptor, gw_deadline(r, r->gw->cfg.rpc_timeout_ms), &res);
     if (!gw_reply_rpc_failure(r, rv, &res))
-        gw_reply_json(r, 201, otp_list_json((const Vap__OtpList *)res.reply));
+        reply_otp_list(r, 201, (const Vap__OtpList *)res.reply);
     vap_rpc_result_clear(&res);
 }
 
@@ -160,8 +198,10 @@ void gw_route_otp_update(struct gw_req *r)
     in.is_active = active;
     rv = vap_rpc_call(r->gw->auth, "auth.otp_update", r->request_id, &in.base,
                       &vap__otp__descriptor, gw_deadline(r, r->gw->cfg.rpc_timeout_ms), &res);
-    if (!gw_reply_rpc_failure(r, rv, &res))
-        gw_reply_json(r, 200, otp_json((const Vap__Otp *)res.reply));
+    if (!gw_reply_rpc_failure(r, rv, &res)) {
+        const Vap__Otp *one = (const Vap__Otp *)res.reply;
+        reply_otps(r, 200, &one, 1, 1);
+    }
     vap_rpc_result_clear(&res);
 }
 

@@ -176,6 +176,109 @@ static void test_array_dumps_fails_whole_on_a_failed_item(void **state)
     assert_null(vap_json_array_dumps(1, number_item, &fail_at));
 }
 
+/* The direct writer: what it writes parses back to exactly the values written. */
+static void test_writer_output_parses_back(void **state)
+{
+    struct vap_jw w = {0};
+    const char *tricky = "q\"b\\s/\n\t\x01\x1f caf\xc3\xa9 \xe2\x82\xac";
+    json_error_t err;
+    json_t *arr;
+    size_t len = 0;
+    char *text;
+    (void)state;
+    vap_jw_raw(&w, "[");
+    vap_jw_int(&w, 0);
+    vap_jw_raw(&w, ",");
+    vap_jw_int(&w, -42);
+    vap_jw_raw(&w, ",");
+    vap_jw_int(&w, INT64_MAX);
+    vap_jw_raw(&w, ",");
+    vap_jw_int(&w, INT64_MIN);
+    vap_jw_raw(&w, ",");
+    vap_jw_str(&w, tricky);
+    vap_jw_raw(&w, ",");
+    vap_jw_str(&w, "");
+    vap_jw_raw(&w, ",");
+    vap_jw_bool(&w, 1);
+    vap_jw_raw(&w, ",");
+    vap_jw_bool(&w, 0);
+    vap_jw_raw(&w, "]");
+    text = vap_jw_finish(&w, &len);
+    assert_non_null(text);
+    assert_int_equal(len, strlen(text));
+    arr = json_loads(text, 0, &err);
+    assert_non_null(arr);
+    assert_int_equal(json_array_size(arr), 8);
+    assert_int_equal(json_integer_value(json_array_get(arr, 0)), 0);
+    assert_int_equal(json_integer_value(json_array_get(arr, 1)), -42);
+    assert_true(json_integer_value(json_array_get(arr, 2)) == INT64_MAX);
+    assert_true(json_integer_value(json_array_get(arr, 3)) == INT64_MIN);
+    assert_string_equal(json_string_value(json_array_get(arr, 4)), tricky);
+    assert_string_equal(json_string_value(json_array_get(arr, 5)), "");
+    assert_true(json_is_true(json_array_get(arr, 6)));
+    assert_true(json_is_false(json_array_get(arr, 7)));
+    json_decref(arr);
+    free(text);
+}
+
+static void test_writer_grows_past_its_first_buffer(void **state)
+{
+    struct vap_jw w = {0};
+    size_t len = 0;
+    char *text;
+    json_t *arr;
+    (void)state;
+    vap_jw_raw(&w, "[");
+    for (int i = 0; i < 5000; i++) {
+        if (i)
+            vap_jw_raw(&w, ",");
+        vap_jw_int(&w, i);
+    }
+    vap_jw_raw(&w, "]");
+    text = vap_jw_finish(&w, &len);
+    assert_non_null(text);
+    assert_true(len > 20000);
+    arr = json_loads(text, 0, NULL);
+    assert_int_equal(json_array_size(arr), 5000);
+    assert_int_equal(json_integer_value(json_array_get(arr, 4999)), 4999);
+    json_decref(arr);
+    free(text);
+    assert_null(w.buf); /* finish hands the buffer over */
+}
+
+/* Bytes that are not UTF-8 cannot be written as a JSON string: the writer fails (the
+ * reply becomes a 500) rather than send a body no client can parse. The fuzzer found a
+ * code from a backend ending in a lone 0xC6. Four-byte characters still pass. */
+static void test_writer_refuses_what_is_not_utf8(void **state)
+{
+    static const char *bad[] = {"K7QX2NT\xc6", "\xc0\xaf", "\xe0\x80\xaf",
+                                "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80", "\xff",
+                                "ok\xe2\x82"};
+    size_t len = 0;
+    char *text;
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct vap_jw w = {0};
+        vap_jw_raw(&w, "[");
+        vap_jw_str(&w, bad[i]);
+        vap_jw_raw(&w, "]");
+        assert_null(vap_jw_finish(&w, &len));
+        assert_null(w.buf);
+    }
+    {
+        struct vap_jw w = {0};
+        json_t *arr;
+        vap_jw_str(&w, "\xf0\x9f\x99\x82 \xf4\x8f\xbf\xbf");
+        text = vap_jw_finish(&w, &len);
+        assert_non_null(text);
+        arr = json_loads(text, JSON_DECODE_ANY, NULL);
+        assert_non_null(arr);
+        assert_string_equal(json_string_value(arr), "\xf0\x9f\x99\x82 \xf4\x8f\xbf\xbf");
+        json_decref(arr);
+        free(text);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +292,9 @@ int main(void)
         cmocka_unit_test(test_utf8_prefix_never_cuts_a_character),
         cmocka_unit_test(test_array_dumps_builds_every_item),
         cmocka_unit_test(test_array_dumps_fails_whole_on_a_failed_item),
+        cmocka_unit_test(test_writer_output_parses_back),
+        cmocka_unit_test(test_writer_grows_past_its_first_buffer),
+        cmocka_unit_test(test_writer_refuses_what_is_not_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
