@@ -19,6 +19,11 @@
  *   long after their code ran out, and then be refused access.
  * - Unknown codes are not remembered (guesses are throttled instead), nor lists over
  *   64 KiB. Decrypted codes in a kept list are wiped when it is dropped.
+ * - An answer past half its ttl is refreshed ahead by ONE reader: the first to find it
+ *   is told "miss" and reads the database, while the others keep getting the answer
+ *   (still within its ttl) until the new one replaces it. Without this, every answer
+ *   expired for everyone at once and all readers of that moment (64 under load) queued
+ *   for 4 database connections: a 10-20 ms stall every second, most of the p99.
  */
 #include "code_cache.h"
 
@@ -39,6 +44,7 @@ struct fact_slot {
     uint8_t hash[AUTH_CODE_HASH_LEN];
     uint64_t gen; /* 0: empty */
     int64_t at_ms;
+    int64_t refresh_claimed_ms; /* when a reader last took the refresh ahead */
     struct auth_code_facts facts;
 };
 
@@ -46,6 +52,7 @@ struct list_slot {
     int32_t limit, offset, filter;
     uint64_t gen; /* 0: empty */
     int64_t at_ms;
+    int64_t refresh_claimed_ms;
     uint8_t *packed;
     size_t len;
 };
@@ -111,6 +118,19 @@ static bool fresh(const struct auth_code_cache *c, uint64_t gen, int64_t at_ms, 
     return gen != 0 && gen == atomic_load(&c->gen) && now - at_ms < c->ttl_ms;
 }
 
+/* Whether this reader, holding the lock and having found a fresh answer read at at_ms,
+ * should refresh it ahead instead (see the top of this file). A claim lapses after half
+ * a ttl, so a refresher whose read failed does not stop the next one. */
+static bool claim_refresh(const struct auth_code_cache *c, int64_t at_ms,
+                          int64_t *claimed_ms, int64_t now)
+{
+    int64_t half = c->ttl_ms / 2;
+    if (half == 0 || now - at_ms < half || now - *claimed_ms < half)
+        return false;
+    *claimed_ms = now;
+    return true;
+}
+
 static struct fact_slot *slot_of(struct auth_code_cache *c, const uint8_t *hash)
 {
     uint32_t i;
@@ -122,13 +142,16 @@ bool auth_code_cache_find(struct auth_code_cache *c, const uint8_t hash[AUTH_COD
                           struct auth_code_facts *out)
 {
     struct fact_slot *s;
+    int64_t now;
     bool hit;
     if (c->ttl_ms <= 0)
         return false;
     s = slot_of(c, hash);
     pthread_mutex_lock(&c->lock);
-    hit = fresh(c, s->gen, s->at_ms, vap_now_ms()) &&
-          sodium_memcmp(s->hash, hash, AUTH_CODE_HASH_LEN) == 0;
+    now = vap_now_ms();
+    hit = fresh(c, s->gen, s->at_ms, now) &&
+          sodium_memcmp(s->hash, hash, AUTH_CODE_HASH_LEN) == 0 &&
+          !claim_refresh(c, s->at_ms, &s->refresh_claimed_ms, now);
     if (hit)
         *out = s->facts;
     pthread_mutex_unlock(&c->lock);
@@ -146,6 +169,7 @@ void auth_code_cache_put(struct auth_code_cache *c, const uint8_t hash[AUTH_CODE
     memcpy(s->hash, hash, AUTH_CODE_HASH_LEN);
     s->gen = gen;
     s->at_ms = vap_now_ms();
+    s->refresh_claimed_ms = 0;
     s->facts = *facts;
     pthread_mutex_unlock(&c->lock);
 }
@@ -163,6 +187,8 @@ bool auth_code_cache_list_find(struct auth_code_cache *c, int32_t limit, int32_t
         if (!fresh(c, s->gen, s->at_ms, now) || s->limit != limit || s->offset != offset ||
             s->filter != filter)
             continue;
+        if (claim_refresh(c, s->at_ms, &s->refresh_claimed_ms, now))
+            break; /* this reader refreshes it */
         *out = malloc(s->len ? s->len : 1);
         if (*out) {
             memcpy(*out, s->packed, s->len);
@@ -204,6 +230,7 @@ void auth_code_cache_list_put(struct auth_code_cache *c, int32_t limit, int32_t 
     s->filter = filter;
     s->gen = gen;
     s->at_ms = vap_now_ms();
+    s->refresh_claimed_ms = 0;
     s->packed = copy;
     s->len = len;
     pthread_mutex_unlock(&c->lock);

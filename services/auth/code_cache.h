@@ -31,7 +31,9 @@ uint64_t auth_code_cache_generation(struct auth_code_cache *c);
 /* Forgets everything; call AFTER a change to any code has committed. */
 void auth_code_cache_changed(struct auth_code_cache *c);
 
-/* Looks a code hash up; true with *out filled when a fresh answer is known. */
+/* Looks a code hash up; true with *out filled when a fresh answer is known. An answer
+ * past half its ttl answers false to one caller (it reads the database and puts the
+ * new answer) while the others still get it. */
 bool auth_code_cache_find(struct auth_code_cache *c, const uint8_t hash[AUTH_CODE_HASH_LEN],
                           struct auth_code_facts *out);
 
@@ -40,7 +42,7 @@ void auth_code_cache_put(struct auth_code_cache *c, const uint8_t hash[AUTH_CODE
                          uint64_t gen, const struct auth_code_facts *facts);
 
 /* The packed OtpList reply for one (limit, offset, filter) query: a malloc'd copy in
- * *out (free it) when a fresh one is known. */
+ * *out (free it) when a fresh one is known; refreshed ahead as codes are. */
 bool auth_code_cache_list_find(struct auth_code_cache *c, int32_t limit, int32_t offset,
                                int32_t filter, uint8_t **out, size_t *len);
 

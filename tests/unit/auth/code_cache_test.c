@@ -70,6 +70,51 @@ static void test_answers_age_out_and_a_zero_ttl_keeps_nothing(void **state)
     auth_code_cache_destroy(c);
 }
 
+static void nap_ms(long ms)
+{
+    struct timespec pause = {ms / 1000, (ms % 1000) * 1000 * 1000};
+    nanosleep(&pause, NULL);
+}
+
+/* Past half its ttl an answer is refreshed by one reader while the others keep it, so
+ * it never expires for everyone at once; nothing is believed past the ttl. */
+static void test_aging_answers_are_refreshed_ahead_by_one_reader(void **state)
+{
+    struct auth_code_cache *c;
+    uint8_t h[AUTH_CODE_HASH_LEN], *packed = NULL;
+    struct auth_code_facts f = {.otp_id = 5, .active = true, .has_uses = true}, got;
+    size_t len = 0;
+    (void)state;
+    hash_of(h, 5);
+    assert_int_equal(auth_code_cache_create(&c, 400), 0);
+    auth_code_cache_put(c, h, auth_code_cache_generation(c), &f);
+    auth_code_cache_list_put(c, 20, 0, 0, auth_code_cache_generation(c),
+                             (const uint8_t *)"list", 4);
+    assert_true(auth_code_cache_find(c, h, &got));
+    nap_ms(250);
+    assert_false(auth_code_cache_find(c, h, &got)); /* the one who refreshes */
+    assert_true(auth_code_cache_find(c, h, &got));  /* everyone else, meanwhile */
+    assert_true(auth_code_cache_find(c, h, &got));
+    assert_int_equal(got.otp_id, 5);
+    assert_false(auth_code_cache_list_find(c, 20, 0, 0, &packed, &len));
+    assert_true(auth_code_cache_list_find(c, 20, 0, 0, &packed, &len));
+    free(packed);
+    /* the refresher's answer arrives: fresh again, for everyone */
+    auth_code_cache_put(c, h, auth_code_cache_generation(c), &f);
+    assert_true(auth_code_cache_find(c, h, &got));
+    assert_true(auth_code_cache_find(c, h, &got));
+    /* a refresher that never answers: the list still ages out at its ttl */
+    nap_ms(200);
+    assert_false(auth_code_cache_list_find(c, 20, 0, 0, &packed, &len));
+    /* the new answer ages in turn: past half its ttl, one reader is chosen again */
+    assert_false(auth_code_cache_find(c, h, &got));
+    assert_true(auth_code_cache_find(c, h, &got));
+    nap_ms(250);
+    assert_false(auth_code_cache_find(c, h, &got)); /* expired: a miss for everyone */
+    assert_false(auth_code_cache_find(c, h, &got));
+    auth_code_cache_destroy(c);
+}
+
 static void test_lists_are_kept_per_query_and_dropped_on_change(void **state)
 {
     struct auth_code_cache *c;
@@ -108,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_a_code_is_found_until_anything_changes),
         cmocka_unit_test(test_an_answer_read_while_a_change_committed_is_not_believed),
         cmocka_unit_test(test_answers_age_out_and_a_zero_ttl_keeps_nothing),
+        cmocka_unit_test(test_aging_answers_are_refreshed_ahead_by_one_reader),
         cmocka_unit_test(test_lists_are_kept_per_query_and_dropped_on_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
