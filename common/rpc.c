@@ -1,9 +1,12 @@
 /*
- * nng + protobuf-c request/reply (see rpc.h). Each call uses its own nng context on a
- * shared req0 socket, so many threads call concurrently without head-of-line
- * blocking. The server keeps many rep0 contexts receiving (the intake: their callbacks
- * only timestamp a request and queue it) and a fixed set of worker threads that serve
- * the queue, so a request's time spent waiting for a free worker counts against its
+ * protobuf-c request/reply (see rpc.h): the envelopes, the method table, deadlines and
+ * metrics, over one of two transports chosen by the URL. tcp:// and ipc:// go over
+ * plain stream sockets (rpc_stream.c: a pooled connection per call, a thread per
+ * server connection). tls+tcp:// goes over nng req0/rep0 with mutual TLS (link.c):
+ * each call uses its own nng context on a shared req0 socket; the server keeps many
+ * rep0 contexts receiving (the intake: their callbacks only timestamp a request and
+ * queue it) and a fixed set of worker threads that serve the queue. Either way a
+ * request's deadline runs from its arrival, so waiting to be served counts against its
  * caller's budget.
  */
 #include "rpc.h"
@@ -12,12 +15,14 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "err.h"
@@ -25,6 +30,7 @@
 #include "log.h"
 #include "prometheus.h"
 #include "rpc.pb-c.h"
+#include "rpc_stream.h"
 
 /* Largest message either side accepts; OTP lists of 1000 entries fit easily. */
 #define RPC_MAX_MSG (4 * 1024 * 1024)
@@ -41,8 +47,9 @@
 #define RPC_CONNECTIONS 4
 
 struct vap_rpc_client {
-    nng_socket sock;
-    atomic_int pipes; /* connections up right now */
+    struct vap_stream_client *stream; /* tcp://, ipc:// */
+    nng_socket sock;                  /* tls+tcp://, when stream is NULL */
+    atomic_int pipes;                 /* nng connections up right now */
 };
 
 static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
@@ -75,6 +82,16 @@ int vap_rpc_client_open(struct vap_rpc_client **out, const char *url)
     int rv;
     if (!c)
         return VAP_ENOMEM;
+    if (vap_stream_handles(url)) {
+        rv = vap_stream_client_open(&c->stream, url);
+        if (rv != 0) {
+            vap_error(NULL, "rpc client: bad url=%s", url);
+            free(c);
+            return rv;
+        }
+        *out = c;
+        return 0;
+    }
     rv = nng_req0_open(&c->sock);
     if (rv != 0) {
         free(c);
@@ -104,7 +121,10 @@ void vap_rpc_client_close(struct vap_rpc_client *client)
 {
     if (!client)
         return;
-    nng_close(client->sock);
+    if (client->stream)
+        vap_stream_client_close(client->stream);
+    else
+        nng_close(client->sock);
     free(client);
 }
 
@@ -140,52 +160,38 @@ static int ctx_recv(nng_ctx ctx, nng_aio *aio, nng_msg **msg, nng_duration timeo
     return rv;
 }
 
-static int pack_to_msg(const ProtobufCMessage *m, nng_msg **out)
+/* Packs m into a malloc'd buffer. 0 or VAP_ENOMEM. */
+static int pack_to_buf(const ProtobufCMessage *m, uint8_t **out, size_t *out_len)
 {
     size_t len = protobuf_c_message_get_packed_size(m);
-    nng_msg *msg;
-    if (nng_msg_alloc(&msg, len) != 0)
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
         return VAP_ENOMEM;
-    protobuf_c_message_pack(m, nng_msg_body(msg));
-    *out = msg;
+    protobuf_c_message_pack(m, buf);
+    *out = buf;
+    *out_len = len;
     return 0;
 }
 
-static int call(struct vap_rpc_client *client, const char *method, const char *request_id,
-                const ProtobufCMessage *request, const ProtobufCMessageDescriptor *reply_desc,
-                int64_t deadline_ms, struct vap_rpc_result *res)
+/* One request/reply over nng (tls+tcp://): copies req into a message, sends it on a
+ * context of its own, and copies the reply out. */
+static int nng_exchange(struct vap_rpc_client *client, const uint8_t *req, size_t len,
+                        int64_t deadline_ms, uint8_t **reply, size_t *reply_len)
 {
-    Vap__RpcRequest env = VAP__RPC_REQUEST__INIT;
-    Vap__RpcReply *reply = NULL;
-    uint8_t *body = NULL;
     nng_msg *msg = NULL;
     nng_aio *aio = NULL;
     nng_ctx ctx;
-    int64_t left = vap_ms_left(deadline_ms);
-    int rv, nrv;
+    int64_t left;
+    int nrv;
 
-    memset(res, 0, sizeof(*res));
-    if (left <= 0)
-        return VAP_ETIMEDOUT;
     if (wait_connected(client, deadline_ms) != 0)
         return VAP_EUNAVAIL;
     left = vap_ms_left(deadline_ms);
-    if (request) {
-        env.body.len = protobuf_c_message_get_packed_size(request);
-        body = malloc(env.body.len ? env.body.len : 1);
-        if (!body)
-            return VAP_ENOMEM;
-        protobuf_c_message_pack(request, body);
-        env.body.data = body;
-    }
-    env.method = (char *)method;
-    env.request_id = (char *)(request_id ? request_id : "");
-    env.budget_ms = (uint32_t)left;
-    rv = pack_to_msg(&env.base, &msg);
-    free(body);
-    if (rv != 0)
-        return rv;
-
+    if (left <= 0)
+        return VAP_ETIMEDOUT;
+    if (nng_msg_alloc(&msg, len) != 0)
+        return VAP_ENOMEM;
+    memcpy(nng_msg_body(msg), req, len);
     if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
         nng_msg_free(msg);
         return VAP_ENOMEM;
@@ -209,9 +215,52 @@ static int call(struct vap_rpc_client *client, const char *method, const char *r
     nng_aio_free(aio);
     if (nrv != 0)
         return nrv == NNG_ETIMEDOUT ? VAP_ETIMEDOUT : VAP_EUNAVAIL;
-
-    reply = vap__rpc_reply__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+    *reply_len = nng_msg_len(msg);
+    *reply = malloc(*reply_len ? *reply_len : 1);
+    if (*reply)
+        memcpy(*reply, nng_msg_body(msg), *reply_len);
     nng_msg_free(msg);
+    return *reply ? 0 : VAP_ENOMEM;
+}
+
+static int call(struct vap_rpc_client *client, const char *method, const char *request_id,
+                const ProtobufCMessage *request, const ProtobufCMessageDescriptor *reply_desc,
+                int64_t deadline_ms, struct vap_rpc_result *res)
+{
+    Vap__RpcRequest env = VAP__RPC_REQUEST__INIT;
+    Vap__RpcReply *reply = NULL;
+    uint8_t *body = NULL, *out = NULL, *in = NULL;
+    size_t out_len = 0, in_len = 0;
+    int64_t left = vap_ms_left(deadline_ms);
+    int rv;
+
+    memset(res, 0, sizeof(*res));
+    if (left <= 0)
+        return VAP_ETIMEDOUT;
+    if (request) {
+        env.body.len = protobuf_c_message_get_packed_size(request);
+        body = malloc(env.body.len ? env.body.len : 1);
+        if (!body)
+            return VAP_ENOMEM;
+        protobuf_c_message_pack(request, body);
+        env.body.data = body;
+    }
+    env.method = (char *)method;
+    env.request_id = (char *)(request_id ? request_id : "");
+    env.budget_ms = (uint32_t)left;
+    rv = pack_to_buf(&env.base, &out, &out_len);
+    free(body);
+    if (rv != 0)
+        return rv;
+    rv = client->stream
+             ? vap_stream_call(client->stream, out, out_len, deadline_ms, &in, &in_len)
+             : nng_exchange(client, out, out_len, deadline_ms, &in, &in_len);
+    free(out);
+    if (rv != 0)
+        return rv;
+
+    reply = vap__rpc_reply__unpack(NULL, in_len, in);
+    free(in);
     if (!reply) {
         vap_error(request_id, "rpc reply does not decode method=%s", method);
         return VAP_EPROTO;
@@ -289,7 +338,8 @@ struct intake_slot {
 };
 
 struct vap_rpc_server {
-    nng_socket sock;
+    struct vap_stream_server *stream; /* tcp://, ipc:// */
+    nng_socket sock;                  /* tls+tcp://, when stream is NULL */
     const struct vap_rpc_method *methods;
     struct vap_histogram **seconds; /* per method, in the table's order */
     struct vap_counter **errors;
@@ -304,6 +354,10 @@ struct vap_rpc_server {
     pthread_cond_t ready;
     struct intake_slot *head, *tail; /* received, oldest first */
     atomic_int stopping;
+    /* Stream transport: each connection has its own thread, so this bounds how many
+     * requests are served at once (nthreads, as the nng workers do). */
+    atomic_int serving, waiting;
+    pthread_cond_t admitted; /* monotonic clock */
 };
 
 int vap_rpc_response_body(struct vap_rpc_response *resp, const ProtobufCMessage *msg)
@@ -350,26 +404,67 @@ static void serve_method(struct vap_rpc_server *srv, const struct vap_rpc_method
     m->handler(srv->user, req, resp);
 }
 
-/* Decodes one request, runs its handler and packs the reply. Returns NULL to drop. */
-static nng_msg *serve_one(struct vap_rpc_server *srv, nng_msg *in, int64_t received)
+/* Stream transport: waits until fewer than nthreads requests are being served, or
+ * until deadline_ms. 0 when admitted (call release() after), else VAP_ETIMEDOUT. */
+static int admit(struct vap_rpc_server *srv, int64_t deadline_ms)
 {
-    Vap__RpcRequest *env = vap__rpc_request__unpack(NULL, nng_msg_len(in), nng_msg_body(in));
+    struct timespec until = {.tv_sec = deadline_ms / 1000,
+                             .tv_nsec = (deadline_ms % 1000) * 1000000};
+    int n = atomic_load(&srv->serving), rv = VAP_ETIMEDOUT, timed_out = 0;
+    /* Fast path, no lock: a free place taken with one compare-and-swap. */
+    while (n < srv->nthreads)
+        if (atomic_compare_exchange_weak(&srv->serving, &n, n + 1))
+            return 0;
+    pthread_mutex_lock(&srv->lock);
+    atomic_fetch_add(&srv->waiting, 1); /* before looking again: release() sees it */
+    for (;;) {
+        n = atomic_load(&srv->serving);
+        while (n < srv->nthreads && rv != 0)
+            if (atomic_compare_exchange_weak(&srv->serving, &n, n + 1))
+                rv = 0;
+        if (rv == 0 || timed_out)
+            break;
+        timed_out = pthread_cond_timedwait(&srv->admitted, &srv->lock, &until) == ETIMEDOUT;
+    }
+    atomic_fetch_sub(&srv->waiting, 1);
+    pthread_mutex_unlock(&srv->lock);
+    return rv;
+}
+
+static void release(struct vap_rpc_server *srv)
+{
+    atomic_fetch_sub(&srv->serving, 1);
+    if (atomic_load(&srv->waiting) > 0) {
+        pthread_mutex_lock(&srv->lock);
+        pthread_cond_signal(&srv->admitted);
+        pthread_mutex_unlock(&srv->lock);
+    }
+}
+
+/* Decodes one request, runs its handler and packs the reply into *out (malloc'd).
+ * Returns 0 to answer, nonzero to drop it unanswered. */
+static int serve_one(struct vap_rpc_server *srv, const uint8_t *in, size_t in_len,
+                     int64_t received, uint8_t **out_buf, size_t *out_len)
+{
+    Vap__RpcRequest *env = vap__rpc_request__unpack(NULL, in_len, in);
     Vap__RpcReply out = VAP__RPC_REPLY__INIT;
     struct vap_rpc_response resp;
     struct vap_rpc_request req;
     ProtobufCMessage *body = NULL;
     const struct vap_rpc_method *m;
-    nng_msg *reply = NULL;
+    int rv;
 
     memset(&resp, 0, sizeof(resp));
     resp.status = 200;
     if (!env) {
         vap_warn(NULL, "rpc request does not decode; dropped");
-        return NULL;
+        return VAP_EPROTO;
     }
     req.method = env->method;
     req.request_id = env->request_id;
     req.deadline_ms = received + env->budget_ms;
+    if (srv->stream && admit(srv, req.deadline_ms) != 0)
+        req.deadline_ms = 0; /* not admitted in time: expired */
     vap_histogram_observe(srv->queued, (double)(vap_now_ms() - received) / 1e3);
     if (vap_ms_left(req.deadline_ms) <= 0) {
         /* Waited for a worker until its caller gave up: running it now could only do
@@ -378,7 +473,7 @@ static nng_msg *serve_one(struct vap_rpc_server *srv, nng_msg *in, int64_t recei
                  env->method, (long long)(vap_now_ms() - received));
         vap_counter_add(srv->expired, 1);
         vap__rpc_request__free_unpacked(env, NULL);
-        return NULL;
+        return VAP_ETIMEDOUT;
     }
     m = find_method(srv->methods, env->method);
     if (m) {
@@ -391,6 +486,8 @@ static nng_msg *serve_one(struct vap_rpc_server *srv, nng_msg *in, int64_t recei
     } else {
         vap_rpc_response_error(&resp, 501, "unknown method");
     }
+    if (srv->stream)
+        release(srv);
     if (vap_ms_left(req.deadline_ms) <= 0) {
         /* The caller has given up; an answer now would only be discarded. */
         vap_warn(req.request_id, "rpc answered after deadline method=%s took_ms=%lld",
@@ -402,13 +499,19 @@ static nng_msg *serve_one(struct vap_rpc_server *srv, nng_msg *in, int64_t recei
     out.retry_after = resp.retry_after;
     out.body.data = resp.body;
     out.body.len = resp.body_len;
-    if (pack_to_msg(&out.base, &reply) != 0)
-        reply = NULL;
+    rv = pack_to_buf(&out.base, out_buf, out_len);
     free(resp.body);
     if (body)
         protobuf_c_message_free_unpacked(body, NULL);
     vap__rpc_request__free_unpacked(env, NULL);
-    return reply;
+    return rv;
+}
+
+/* The stream transport's serve callback. */
+static int serve_stream(void *arg, const uint8_t *in, size_t len, int64_t received,
+                        uint8_t **out, size_t *out_len)
+{
+    return serve_one(arg, in, len, received, out, out_len);
 }
 
 /* A request arrived (or the socket closed): timestamp it and queue it for a worker. */
@@ -451,6 +554,8 @@ static void *server_thread(void *arg)
     for (;;) {
         struct intake_slot *slot;
         nng_msg *out;
+        uint8_t *buf;
+        size_t len;
 
         pthread_mutex_lock(&srv->lock);
         while (!srv->head && !atomic_load(&srv->stopping))
@@ -464,7 +569,13 @@ static void *server_thread(void *arg)
         pthread_mutex_unlock(&srv->lock);
         if (!slot)
             break;
-        out = serve_one(srv, slot->msg, slot->received_ms);
+        out = NULL;
+        if (serve_one(srv, nng_msg_body(slot->msg), nng_msg_len(slot->msg),
+                      slot->received_ms, &buf, &len) == 0) {
+            if (nng_msg_alloc(&out, len) == 0)
+                memcpy(nng_msg_body(out), buf, len);
+            free(buf);
+        }
         nng_msg_free(slot->msg);
         slot->msg = NULL;
         if (out && ctx_send(slot->ctx, aio, out, 1000) != 0)
@@ -512,6 +623,7 @@ static void destroy(struct vap_rpc_server *srv)
 {
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->ready);
+    pthread_cond_destroy(&srv->admitted);
     free(srv->threads);
     free(srv->seconds); /* the series themselves live as long as the process */
     free(srv->errors);
@@ -561,6 +673,23 @@ int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
     }
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->ready, NULL);
+    {
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&srv->admitted, &attr);
+        pthread_condattr_destroy(&attr);
+    }
+    if (vap_stream_handles(url)) {
+        srv->nthreads = nthreads;
+        rv = vap_stream_server_start(&srv->stream, url, serve_stream, srv);
+        if (rv != 0) {
+            destroy(srv);
+            return rv;
+        }
+        *out = srv;
+        return 0;
+    }
     rv = nng_rep0_open(&srv->sock);
     if (rv == 0) {
         nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_MSG);
@@ -592,6 +721,11 @@ void vap_rpc_server_stop(struct vap_rpc_server *srv)
 {
     if (!srv)
         return;
+    if (srv->stream) {
+        vap_stream_server_stop(srv->stream);
+        destroy(srv);
+        return;
+    }
     /* Workers answer every request already received, then leave; no new one is taken. */
     pthread_mutex_lock(&srv->lock);
     atomic_store(&srv->stopping, 1);

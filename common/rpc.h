@@ -1,12 +1,16 @@
 /*
- * Request/reply calls between services: nng req0/rep0 sockets carrying a protobuf-c
- * envelope (proto/rpc.proto) around each method's own message. This is the one place
- * that encodes, sends, waits with a deadline, receives and decodes; no service
- * hand-rolls it.
+ * Request/reply calls between services: a protobuf-c envelope (proto/rpc.proto) around
+ * each method's own message. This is the one place that encodes, sends, waits with a
+ * deadline, receives and decodes; no service hand-rolls it.
  *
- * Delivery is at-least-once: nng's req0 resends a request whose connection broke
- * (e.g. the server was restarted), so methods that change state must be idempotent
- * on the request id, or harmless to repeat.
+ * The URL picks the transport: tcp:// and ipc:// go over plain stream sockets
+ * (rpc_stream.h: a pooled connection per call, a thread per server connection, two
+ * thread wake-ups a call); tls+tcp:// goes over nng req0/rep0 with mutual TLS (link.h).
+ * Callers see no difference.
+ *
+ * Delivery is at-least-once: a request whose connection broke (e.g. the server was
+ * restarted) is sent again while its deadline allows, so methods that change state
+ * must be idempotent on the request id, or harmless to repeat.
  */
 #ifndef VAP_RPC_H
 #define VAP_RPC_H
@@ -33,8 +37,9 @@ struct vap_rpc_result {
 };
 
 /*
- * Opens a client that dials url (tcp://host:port or ipc://path) in the background and
- * keeps reconnecting. Never blocks on the peer. *out is owned by the caller.
+ * Opens a client for url (tcp://host:port, ipc://path or tls+tcp://host:port). It
+ * connects when needed (nng: dials in the background and keeps reconnecting) and never
+ * blocks on the peer here. *out is owned by the caller.
  */
 int vap_rpc_client_open(struct vap_rpc_client **out, const char *url);
 
@@ -94,12 +99,14 @@ void vap_rpc_response_error(struct vap_rpc_response *resp, int status, const cha
 struct vap_rpc_server;
 
 /*
- * Listens on url with many nng contexts receiving (their callbacks only timestamp and
- * queue a request) and starts nthreads worker threads that call the method's handler
- * (so a handler may block, e.g. on the database). The deadline runs from arrival, so
- * waiting for a worker counts; a request whose budget has run out by the time a worker
- * takes it is dropped unanswered, its handler not run. methods ends with a { NULL }
- * entry and must outlive the server.
+ * Listens on url and serves each request with its method's handler on a thread that may
+ * block (e.g. on the database); at most nthreads handlers run at once. tcp:// and ipc://:
+ * each connection has its own thread, admitted to a handler when fewer than nthreads
+ * run. tls+tcp://: many nng contexts receive (their callbacks only timestamp and queue
+ * a request) and nthreads worker threads serve the queue. Either way the deadline runs
+ * from arrival, so waiting to be served counts; a request whose budget has run out by
+ * then is dropped unanswered, its handler not run. methods ends with a { NULL } entry
+ * and must outlive the server.
  */
 int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
                          const struct vap_rpc_method *methods, void *user, int nthreads);

@@ -1,10 +1,14 @@
 /*
- * The floor under every route that crosses an internal RPC: bare nng req0/rep0 round
- * trips in one process, no work and no protobuf, 64 caller threads each doing what
- * common/rpc.c's client does (a context and an aio per call, send, wait, receive, wait)
- * over 4 TCP connections on 127.0.0.1. The server answers either from worker threads
- * (as common/rpc.c does) or right in nng's aio callbacks (nothing can be cheaper with
- * nng). Both are run alternately, side by side, and printed as requests/s.
+ * The floor under every route that crosses an internal RPC: bare request/reply round
+ * trips in one process, no work and no protobuf, 64 caller threads, on 127.0.0.1. Three
+ * transports, run alternately, side by side, printed as requests/s:
+ *   - nng req0/rep0 as common/rpc.c used it for every link until 2026-12-02 (a context
+ *     and an aio per call, 4 TCP connections), the server answering from 16 worker
+ *     threads (as it still does for tls+tcp:// links);
+ *   - the same with answers given right in nng's aio callbacks (nothing can be cheaper
+ *     with nng);
+ *   - common/rpc_stream.c, what tcp:// and ipc:// links use now (a pooled connection
+ *     per call, a thread per server connection).
  *
  *   cmake --build build --target vap-rpc-floor && build/bin/vap-rpc-floor
  *
@@ -18,7 +22,11 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+#include "clock.h"
+#include "rpc_stream.h"
 
 #define CALLERS 64
 #define SERVER_THREADS 16
@@ -167,16 +175,79 @@ static long measure(int port, int inline_answers)
     return (after - before) / SECONDS;
 }
 
+static int echo(void *arg, const uint8_t *req, size_t len, int64_t received, uint8_t **out,
+                size_t *out_len)
+{
+    (void)arg;
+    (void)received;
+    *out = malloc(len ? len : 1);
+    if (!*out)
+        return -1;
+    memcpy(*out, req, len);
+    *out_len = len;
+    return 0;
+}
+
+struct stream_run {
+    struct vap_stream_client *c;
+    atomic_long done;
+    atomic_int stop;
+};
+
+static void *stream_caller(void *arg)
+{
+    struct stream_run *r = arg;
+    uint8_t req[200] = {0};
+    while (!atomic_load(&r->stop)) {
+        uint8_t *reply = NULL;
+        size_t len;
+        if (vap_stream_call(r->c, req, sizeof(req), vap_now_ms() + 1000, &reply, &len) == 0)
+            atomic_fetch_add(&r->done, 1);
+        free(reply);
+    }
+    return NULL;
+}
+
+static long measure_stream(int port)
+{
+    struct stream_run r = {0};
+    struct vap_stream_server *srv = NULL;
+    pthread_t callers[CALLERS];
+    char url[64];
+    long before, after;
+
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+    if (vap_stream_server_start(&srv, url, echo, NULL) != 0 ||
+        vap_stream_client_open(&r.c, url) != 0) {
+        fprintf(stderr, "rpc_floor: cannot listen on %s\n", url);
+        exit(1);
+    }
+    for (int i = 0; i < CALLERS; i++)
+        pthread_create(&callers[i], NULL, stream_caller, &r);
+    sleep(1);
+    before = atomic_load(&r.done);
+    sleep(SECONDS);
+    after = atomic_load(&r.done);
+    atomic_store(&r.stop, 1);
+    for (int i = 0; i < CALLERS; i++)
+        pthread_join(callers[i], NULL);
+    vap_stream_client_close(r.c);
+    vap_stream_server_stop(srv);
+    return (after - before) / SECONDS;
+}
+
 int main(void)
 {
+    static const char *names[] = {"nng, 16 worker threads", "nng, answers in callbacks",
+                                  "rpc_stream (tcp://, ipc:// links)"};
     int port = 20000 + (int)(getpid() % 20000);
-    printf("| round | server | requests/s | mean latency at %d callers |\n|---|---|--:|--:|\n",
+    printf("| round | transport | requests/s | mean latency at %d callers |\n"
+           "|---|---|--:|--:|\n",
            CALLERS);
     for (int round = 1; round <= 2; round++) {
-        for (int inl = 0; inl <= 1; inl++) {
-            long rps = measure(port++, inl);
-            printf("| %d | %s | %ld | %.2f ms |\n", round,
-                   inl ? "answers in nng callbacks" : "16 worker threads", rps,
+        for (int mode = 0; mode <= 2; mode++) {
+            long rps = mode == 2 ? measure_stream(port++) : measure(port++, mode);
+            printf("| %d | %s | %ld | %.2f ms |\n", round, names[mode], rps,
                    rps ? 1000.0 * CALLERS / (double)rps : 0.0);
             fflush(stdout);
         }

@@ -62,7 +62,7 @@ static const struct vap_config_item config_table[] = {
     {"ACCESS_TOKEN_EXPIRE_MINUTES", VAP_CONFIG_INT, "60", 1, 10080, 0, &cfg.token_minutes,
      NULL},
     {"AUTH_DB_POOL_SIZE", VAP_CONFIG_INT, "4", 1, 256, 0, &cfg.pool_size, NULL},
-    {"AUTH_THREADS", VAP_CONFIG_INT, "16", 1, 256, 0, &cfg.threads, NULL},
+    {"AUTH_THREADS", VAP_CONFIG_INT, "64", 1, 256, 0, &cfg.threads, NULL},
     {"DB_STATEMENT_TIMEOUT_MS", VAP_CONFIG_INT, "5000", 100, 600000, 0,
      &cfg.statement_timeout_ms, NULL},
     {"THROTTLE_MAX_FAILURES", VAP_CONFIG_INT, "10", 1, 100000, 0, &cfg.throttle_max, NULL},
