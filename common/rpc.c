@@ -45,6 +45,9 @@
  * replies, so a single connection serialised every caller of a busy client (the
  * gateway's civetweb threads) behind it. Requests go to whichever is free. */
 #define RPC_CONNECTIONS 4
+/* nng server: workers added for the handlers that mostly wait (vap_rpc_method.waits),
+ * which hold a worker while they wait (the stream transport just does not count them). */
+#define RPC_NNG_WAITING_WORKERS 64
 
 struct vap_rpc_client {
     struct vap_stream_client *stream; /* tcp://, ipc:// */
@@ -452,7 +455,7 @@ static int serve_one(struct vap_rpc_server *srv, const uint8_t *in, size_t in_le
     struct vap_rpc_request req;
     ProtobufCMessage *body = NULL;
     const struct vap_rpc_method *m;
-    int rv;
+    int rv, admitted;
 
     memset(&resp, 0, sizeof(resp));
     resp.status = 200;
@@ -463,8 +466,14 @@ static int serve_one(struct vap_rpc_server *srv, const uint8_t *in, size_t in_le
     req.method = env->method;
     req.request_id = env->request_id;
     req.deadline_ms = received + env->budget_ms;
-    if (srv->stream && admit(srv, req.deadline_ms) != 0)
+    m = find_method(srv->methods, env->method);
+    /* Stream transport: a handler that mostly waits (m->waits) is not counted against
+     * the handlers running at once; every other one waits for a place. */
+    admitted = srv->stream && !(m && m->waits);
+    if (admitted && admit(srv, req.deadline_ms) != 0) {
+        admitted = 0;
         req.deadline_ms = 0; /* not admitted in time: expired */
+    }
     vap_histogram_observe(srv->queued, (double)(vap_now_ms() - received) / 1e3);
     if (vap_ms_left(req.deadline_ms) <= 0) {
         /* Waited for a worker until its caller gave up: running it now could only do
@@ -472,10 +481,11 @@ static int serve_one(struct vap_rpc_server *srv, const uint8_t *in, size_t in_le
         vap_warn(req.request_id, "rpc request expired while queued method=%s queued_ms=%lld",
                  env->method, (long long)(vap_now_ms() - received));
         vap_counter_add(srv->expired, 1);
+        if (admitted)
+            release(srv);
         vap__rpc_request__free_unpacked(env, NULL);
         return VAP_ETIMEDOUT;
     }
-    m = find_method(srv->methods, env->method);
     if (m) {
         size_t i = (size_t)(m - srv->methods);
         int64_t t0 = vap_now_us();
@@ -486,7 +496,7 @@ static int serve_one(struct vap_rpc_server *srv, const uint8_t *in, size_t in_le
     } else {
         vap_rpc_response_error(&resp, 501, "unknown method");
     }
-    if (srv->stream)
+    if (admitted)
         release(srv);
     if (vap_ms_left(req.deadline_ms) <= 0) {
         /* The caller has given up; an answer now would only be discarded. */
@@ -640,6 +650,14 @@ int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
         return VAP_ENOMEM;
     srv->methods = methods;
     srv->user = user;
+    if (!vap_stream_handles(url)) {
+        /* nng: a waiting handler holds one of the workers, so give them their own. */
+        for (size_t i = 0; methods[i].name; i++)
+            if (methods[i].waits) {
+                nthreads += RPC_NNG_WAITING_WORKERS;
+                break;
+            }
+    }
     srv->threads = calloc((size_t)nthreads, sizeof(pthread_t));
     {
         size_t n = 0;

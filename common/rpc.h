@@ -87,6 +87,11 @@ struct vap_rpc_method {
     const char *name;
     const ProtobufCMessageDescriptor *request_desc;
     vap_rpc_handler_fn handler;
+    /* Nonzero for a handler that mostly waits rather than computes (e.g. a spend waiting
+     * to be grouped into a batch's commit): it does not count against the server's
+     * limit of handlers running at once, so many can wait while that limit stays near
+     * the number of cores for the handlers that compute. */
+    int waits;
 };
 
 /* Packs msg as the reply body (copies it; the caller still owns msg). 0 or VAP_ENOMEM. */
@@ -100,10 +105,12 @@ struct vap_rpc_server;
 
 /*
  * Listens on url and serves each request with its method's handler on a thread that may
- * block (e.g. on the database); at most nthreads handlers run at once. tcp:// and ipc://:
- * each connection has its own thread, admitted to a handler when fewer than nthreads
- * run. tls+tcp://: many nng contexts receive (their callbacks only timestamp and queue
- * a request) and nthreads worker threads serve the queue. Either way the deadline runs
+ * block (e.g. on the database); at most nthreads handlers run at once, not counting the
+ * methods marked waits. tcp:// and ipc://: each connection has its own thread, admitted
+ * to a handler when fewer than nthreads run (a waiting method's at once). tls+tcp://:
+ * many nng contexts receive (their callbacks only timestamp and queue a request) and
+ * nthreads worker threads serve the queue (64 more when a method waits). Either way the
+ * deadline runs
  * from arrival, so waiting to be served counts; a request whose budget has run out by
  * then is dropped unanswered, its handler not run. methods ends with a { NULL } entry
  * and must outlive the server.

@@ -62,7 +62,7 @@ static const struct vap_config_item config_table[] = {
     {"ACCESS_TOKEN_EXPIRE_MINUTES", VAP_CONFIG_INT, "60", 1, 10080, 0, &cfg.token_minutes,
      NULL},
     {"AUTH_DB_POOL_SIZE", VAP_CONFIG_INT, "4", 1, 256, 0, &cfg.pool_size, NULL},
-    {"AUTH_THREADS", VAP_CONFIG_INT, "64", 1, 256, 0, &cfg.threads, NULL},
+    {"AUTH_THREADS", VAP_CONFIG_INT, "4", 1, 256, 0, &cfg.threads, NULL},
     {"DB_STATEMENT_TIMEOUT_MS", VAP_CONFIG_INT, "5000", 100, 600000, 0,
      &cfg.statement_timeout_ms, NULL},
     {"THROTTLE_MAX_FAILURES", VAP_CONFIG_INT, "10", 1, 100000, 0, &cfg.throttle_max, NULL},
@@ -77,20 +77,25 @@ static const struct vap_config_item config_table[] = {
 };
 
 static const struct vap_rpc_method methods[] = {
-    {"auth.login_admin", &vap__login_admin_request__descriptor, auth_login_admin},
-    {"auth.change_password", &vap__change_password_request__descriptor, auth_change_password},
-    {"auth.login_otp", &vap__login_otp_request__descriptor, auth_login_otp},
-    {"auth.otp_list", &vap__otp_list_request__descriptor, auth_otp_list},
-    {"auth.otp_create", &vap__otp_create_request__descriptor, auth_otp_create},
-    {"auth.otp_update", &vap__otp_update_request__descriptor, auth_otp_update},
-    {"auth.otp_delete", &vap__otp_delete_request__descriptor, auth_otp_delete},
-    {"auth.access", &vap__access_request__descriptor, auth_access},
-    {"auth.outbox", &vap__outbox_request__descriptor, auth_outbox},
-    {"auth.grant_claim", &vap__grant_claim_request__descriptor, auth_grant_claim},
-    {"auth.grant_release", &vap__grant_claim_reply__descriptor, auth_grant_release},
-    {"auth.revocations", &vap__empty__descriptor, auth_revocations},
-    {"auth.ping", &vap__empty__descriptor, auth_ping},
-    {NULL, NULL, NULL},
+    /* waits: argon2id runs in at most two of these at once (admin.c's hash slots, with
+     * two more waiting); uncounted, a burst of admin logins cannot hold every place. */
+    {"auth.login_admin", &vap__login_admin_request__descriptor, auth_login_admin, .waits = 1},
+    {"auth.change_password", &vap__change_password_request__descriptor, auth_change_password,
+     .waits = 1},
+    {"auth.login_otp", &vap__login_otp_request__descriptor, auth_login_otp, 0},
+    {"auth.otp_list", &vap__otp_list_request__descriptor, auth_otp_list, 0},
+    {"auth.otp_create", &vap__otp_create_request__descriptor, auth_otp_create, 0},
+    {"auth.otp_update", &vap__otp_update_request__descriptor, auth_otp_update, 0},
+    {"auth.otp_delete", &vap__otp_delete_request__descriptor, auth_otp_delete, 0},
+    /* waits: a spend waits to be grouped into one batch's statement and commit
+     * (spend_batch.c), so the many waiting do not take the places of logins. */
+    {"auth.access", &vap__access_request__descriptor, auth_access, .waits = 1},
+    {"auth.outbox", &vap__outbox_request__descriptor, auth_outbox, 0},
+    {"auth.grant_claim", &vap__grant_claim_request__descriptor, auth_grant_claim, 0},
+    {"auth.grant_release", &vap__grant_claim_reply__descriptor, auth_grant_release, 0},
+    {"auth.revocations", &vap__empty__descriptor, auth_revocations, 0},
+    {"auth.ping", &vap__empty__descriptor, auth_ping, 0},
+    {NULL, NULL, NULL, 0},
 };
 
 

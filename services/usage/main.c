@@ -51,11 +51,11 @@ static const struct vap_config_item config_table[] = {
 #define N_CONFIG (sizeof(config_table) / sizeof(config_table[0]))
 
 static const struct vap_rpc_method methods[] = {
-    {"usage.list", &vap__usage_list_request__descriptor, usage_list},
-    {"usage.traffic", &vap__traffic_request__descriptor, usage_traffic},
-    {"usage.session", &vap__session_record__descriptor, usage_session_report},
-    {"usage.ping", &vap__empty__descriptor, usage_ping},
-    {NULL, NULL, NULL},
+    {"usage.list", &vap__usage_list_request__descriptor, usage_list, 0},
+    {"usage.traffic", &vap__traffic_request__descriptor, usage_traffic, 0},
+    {"usage.session", &vap__session_record__descriptor, usage_session_report, 0},
+    {"usage.ping", &vap__empty__descriptor, usage_ping, 0},
+    {NULL, NULL, NULL, 0},
 };
 
 int main(int argc, char **argv)
