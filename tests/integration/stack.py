@@ -34,6 +34,12 @@ def nng_own_leak(report):
     - a pub socket closed under load (nng_pub_close_leak.c, ~1 run in 40-80): a message
       that nng_sendmsg had accepted -- allocated in vap_pub_send (common/pubsub.c), which
       frees it itself when the send fails.
+    And one seen once in a full run (2026-12-07, the gateway stopped after Twilio stream
+    tests) but not yet reproduced alone (a sub0/pull0 socket closed while flooded, ~190
+    runs): ONE message (a direct 112-byte leak and its body) allocated by nng on its own
+    thread, every frame inside libnng. Our receive loops (pubsub.c, the gateway's media
+    link) free every message nng_recvmsg hands them; a leak of ours there would leak
+    every message, so a direct leak of more than one object still counts.
     A leak with any other frame of ours before nng's (e.g. nng_msg_alloc in rpc.c) counts."""
     leaks = re.split(r"\n(?=(?:Direct|Indirect) leak of )", report)[1:]
     if not leaks:
@@ -47,7 +53,8 @@ def nng_own_leak(report):
                     excused = indirect
                     break
                 continue
-            excused = func == "vap_pub_send" or (indirect and func == "start_thread")
+            excused = func == "vap_pub_send" or (
+                func == "start_thread" and (indirect or " in 1 object(s) " in leak))
             break
         if not excused:
             return False
