@@ -187,6 +187,7 @@ static int insert_accesses(PGconn *conn, Vap__UsageEvent *const *events, size_t 
 /* Writes events and the cursor in one transaction. */
 static int apply(struct usage_sync *s, Vap__UsageEvent **events, size_t n)
 {
+    static struct hole saved_holes[HOLES_MAX]; /* applier thread only */
     PGconn *conn = NULL;
     char cursor[24];
     const char *cp[1] = {cursor};
@@ -201,19 +202,32 @@ static int apply(struct usage_sync *s, Vap__UsageEvent **events, size_t n)
     if (rv == 0)
         rv = insert_accesses(conn, events, n);
     if (rv == 0) {
-        /* Cursor computed as if the batch commits; on failure the state is rebuilt. */
+        /* Cursor computed as if the batch commits. If it does not, everything track()
+         * changed is put back: the holes this batch filled are holes again. (Putting back
+         * only the maximum left those holes forgotten, and the next batch's cursor could
+         * pass them: an event lost when a commit failed as PostgreSQL stopped.) */
         int64_t saved_max = s->applied_max;
+        int saved_n = s->n_holes, saved_overflowed = s->overflowed;
+        memcpy(saved_holes, s->holes, (size_t)saved_n * sizeof(s->holes[0]));
         track(s, events, n, vap_now_ms());
-        snprintf(cursor, sizeof(cursor), "%" PRId64, safe_cursor(s));
-        rv = vap_db_exec(conn, NULL,
-                         "UPDATE usage.cursor SET last_seq = greatest(last_seq, $1::int8)"
-                         " WHERE id = 1",
-                         1, cp, NULL);
-        if (rv == 0)
+        if (s->overflowed) {
+            /* The holes are not all known: the stored cursor must not move past one.
+             * The next catch-up re-reads from it (applying twice changes nothing). */
             rv = vap_db_command(conn, NULL, "COMMIT");
+        } else {
+            snprintf(cursor, sizeof(cursor), "%" PRId64, safe_cursor(s));
+            rv = vap_db_exec(conn, NULL,
+                             "UPDATE usage.cursor SET last_seq = greatest(last_seq, $1::int8)"
+                             " WHERE id = 1",
+                             1, cp, NULL);
+            if (rv == 0)
+                rv = vap_db_command(conn, NULL, "COMMIT");
+        }
         if (rv != 0) {
             s->applied_max = saved_max;
-            s->overflowed = 1;
+            s->n_holes = saved_n;
+            memcpy(s->holes, saved_holes, (size_t)saved_n * sizeof(s->holes[0]));
+            s->overflowed = saved_overflowed;
         }
     }
     if (rv != 0)
