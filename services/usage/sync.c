@@ -12,7 +12,12 @@
  * so applying an event twice changes nothing. The cursor stored with each batch is the
  * highest seq below every open hole: a restart re-reads from there.
  * synchronous_commit is off for these transactions: what they write is derived from
- * auth's outbox (committed durably) and is re-read after a crash.
+ * auth's outbox (committed durably) and is re-read after a crash. Of vap-usage's own: it
+ * starts from the stored cursor. Of PostgreSQL's: a crash loses the last commits made
+ * this way (rows and cursor together, so the stored cursor never passes a lost row),
+ * while this process still believes them applied; so the cursor is only moved while
+ * the server is the one the cursor was read from (pg_postmaster_start_time), and a
+ * new one makes the applier read the cursor again and fetch from there.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -42,6 +47,8 @@
 #define GATHER_BELOW 32
 #define GATHER_MS 5
 #define BATCH_LIMIT 1000
+/* When the PostgreSQL server started, in epoch microseconds (see the top of this file). */
+#define SQL_SERVER_STARTED "(extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8"
 
 /* A batch of access events, $1 = [{seq, otp_id, agent, grant_id, at_ms}, ...]. An access whose
  * session was reported before the access event arrived takes the session's figures
@@ -79,6 +86,7 @@ struct usage_sync {
     struct hole holes[HOLES_MAX];
     int n_holes;
     int overflowed; /* too many holes or dropped events: re-read from the cursor */
+    char db_started[24]; /* the server's start (epoch µs) when the cursor was read */
 };
 
 static void on_event(void *user, const uint8_t *data, size_t len)
@@ -190,7 +198,7 @@ static int apply(struct usage_sync *s, Vap__UsageEvent **events, size_t n)
     static struct hole saved_holes[HOLES_MAX]; /* applier thread only */
     PGconn *conn = NULL;
     char cursor[24];
-    const char *cp[1] = {cursor};
+    const char *cp[2] = {cursor, s->db_started};
     int rv;
 
     if (n > 1)
@@ -215,11 +223,20 @@ static int apply(struct usage_sync *s, Vap__UsageEvent **events, size_t n)
              * The next catch-up re-reads from it (applying twice changes nothing). */
             rv = vap_db_command(conn, NULL, "COMMIT");
         } else {
+            PGresult *res = NULL;
             snprintf(cursor, sizeof(cursor), "%" PRId64, safe_cursor(s));
             rv = vap_db_exec(conn, NULL,
                              "UPDATE usage.cursor SET last_seq = greatest(last_seq, $1::int8)"
-                             " WHERE id = 1",
-                             1, cp, NULL);
+                             " WHERE id = 1 AND " SQL_SERVER_STARTED " = $2::int8",
+                             2, cp, &res);
+            if (rv == 0 && strcmp(PQcmdTuples(res), "1") != 0) {
+                /* Restarted since the cursor was read: commits this process counted may
+                 * be gone. This batch's rows stay (harmless twice); the cursor is read
+                 * again and everything after it fetched. */
+                vap_warn(NULL, "PostgreSQL restarted; re-reading from the stored cursor");
+                s->overflowed = 1;
+            }
+            PQclear(res);
             if (rv == 0)
                 rv = vap_db_command(conn, NULL, "COMMIT");
         }
@@ -244,11 +261,15 @@ static int load_cursor(struct usage_sync *s)
     int rv = vap_db_acquire(s->ctx->db, &conn, vap_now_ms() + 5000);
     if (rv != 0)
         return rv;
-    rv = vap_db_exec(conn, NULL, "SELECT last_seq FROM usage.cursor WHERE id = 1", 0, NULL, &res);
+    rv = vap_db_exec(conn, NULL,
+                     "SELECT last_seq, " SQL_SERVER_STARTED " FROM usage.cursor WHERE id = 1", 0,
+                     NULL, &res);
     vap_db_release(s->ctx->db, conn);
     if (rv != 0)
         return rv;
     s->applied_max = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    snprintf(s->db_started, sizeof(s->db_started), "%s",
+             PQntuples(res) ? PQgetvalue(res, 0, 1) : "0");
     s->n_holes = 0;
     s->overflowed = 0;
     PQclear(res);
