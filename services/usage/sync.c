@@ -85,6 +85,7 @@ struct usage_sync {
     int64_t applied_max;
     struct hole holes[HOLES_MAX];
     int n_holes;
+    struct hole saved_holes[HOLES_MAX]; /* apply(): the holes before a batch, put back if it fails */
     int overflowed; /* too many holes or dropped events: re-read from the cursor */
     char db_started[24]; /* the server's start (epoch µs) when the cursor was read */
 };
@@ -195,7 +196,6 @@ static int insert_accesses(PGconn *conn, Vap__UsageEvent *const *events, size_t 
 /* Writes events and the cursor in one transaction. */
 static int apply(struct usage_sync *s, Vap__UsageEvent **events, size_t n)
 {
-    static struct hole saved_holes[HOLES_MAX]; /* applier thread only */
     PGconn *conn = NULL;
     char cursor[24];
     const char *cp[2] = {cursor, s->db_started};
@@ -216,7 +216,7 @@ static int apply(struct usage_sync *s, Vap__UsageEvent **events, size_t n)
          * pass them: an event lost when a commit failed as PostgreSQL stopped.) */
         int64_t saved_max = s->applied_max;
         int saved_n = s->n_holes, saved_overflowed = s->overflowed;
-        memcpy(saved_holes, s->holes, (size_t)saved_n * sizeof(s->holes[0]));
+        memcpy(s->saved_holes, s->holes, (size_t)saved_n * sizeof(s->holes[0]));
         track(s, events, n, vap_now_ms());
         if (s->overflowed) {
             /* The holes are not all known: the stored cursor must not move past one.
@@ -243,7 +243,7 @@ static int apply(struct usage_sync *s, Vap__UsageEvent **events, size_t n)
         if (rv != 0) {
             s->applied_max = saved_max;
             s->n_holes = saved_n;
-            memcpy(s->holes, saved_holes, (size_t)saved_n * sizeof(s->holes[0]));
+            memcpy(s->holes, s->saved_holes, (size_t)saved_n * sizeof(s->holes[0]));
             s->overflowed = saved_overflowed;
         }
     }
