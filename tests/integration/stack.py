@@ -102,6 +102,9 @@ class PgCluster:
             conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
                        f"unix_socket_directories = '{self.sock}'\n"
                        f"fsync = {'on' if durable else 'off'}\n"
+                       # as ./portal up's cluster: a new WAL segment is not zero-filled
+                       # first (a 16 MB write that stalled commits for ~40 ms)
+                       "wal_init_zero = off\n"
                        "max_connections = 200\n")
         self.start()
         sql = (f"CREATE ROLE vap LOGIN PASSWORD '{self.password}';"
