@@ -3,7 +3,7 @@
  * and has uses left), the grant recorded and the usage event written into the outbox in
  * one statement, so N concurrent calls on k remaining uses grant exactly min(N, k), and
  * every grant has its event. Concurrent spends share one statement and commit
- * (spend_batch.c). The grant's idempotency key is unique: a resent RPC (nng resends
+ * (spend_batch.c), and one published message carries that commit's usage events. The grant's idempotency key is unique: a resent RPC (nng resends
  * after a broken connection) finds the first grant instead of spending again. Also
  * serves vap-usage's outbox reads.
  */
@@ -21,19 +21,26 @@
 
 #define REPLY_MARGIN_MS 100 /* time the answer needs to reach the gateway */
 
-static void publish_usage(struct auth_ctx *ctx, int64_t seq, int64_t otp_id,
-                          const char *agent_type, const char *grant_id, int64_t at_ms)
+/* auth_spends_granted_fn: one commit's grants as one "usage.access" event. */
+void auth_publish_grants(void *user, struct auth_spend *const *granted, int n)
 {
+    struct auth_ctx *ctx = user;
     Vap__Event ev = VAP__EVENT__INIT;
-    Vap__UsageEvent u = VAP__USAGE_EVENT__INIT;
-    u.seq = seq;
-    u.type = "usage.access";
-    u.otp_id = otp_id;
-    u.agent_type = (char *)agent_type;
-    u.grant_id = (char *)grant_id;
-    u.occurred_at_ms = at_ms;
+    Vap__UsageEvent u[AUTH_SPEND_BATCH_MAX], *up[AUTH_SPEND_BATCH_MAX];
+
+    for (int i = 0; i < n && i < AUTH_SPEND_BATCH_MAX; i++) {
+        vap__usage_event__init(&u[i]);
+        u[i].seq = granted[i]->seq;
+        u[i].type = "usage.access";
+        u[i].otp_id = granted[i]->otp_id;
+        u[i].agent_type = (char *)granted[i]->agent_type;
+        u[i].grant_id = granted[i]->grant_id;
+        u[i].occurred_at_ms = granted[i]->at_ms;
+        up[i] = &u[i];
+    }
     ev.type = "usage.access";
-    ev.usage = &u;
+    ev.n_usages = (size_t)(n < AUTH_SPEND_BATCH_MAX ? n : AUTH_SPEND_BATCH_MAX);
+    ev.usages = up;
     auth_publish_event(ctx, &ev);
 }
 
@@ -166,7 +173,6 @@ void auth_access(void *user, const struct vap_rpc_request *req, struct vap_rpc_r
         reply.grant_id = spend.grant_id;
         if (vap_rpc_response_body(resp, &reply.base) != 0)
             vap_rpc_response_error(resp, 500, "Internal error");
-        publish_usage(ctx, spend.seq, in->otp_id, in->agent_type, spend.grant_id, spend.at_ms);
         break;
     case AUTH_SPEND_NOT_GRANTED:
         answer_unspent(ctx, req, in, resp);

@@ -91,6 +91,10 @@ void auth_publish_otp_changed(struct auth_ctx *ctx, int64_t otp_id, int revoked)
 /* Publishes an admin's new password version. */
 void auth_publish_password_changed(struct auth_ctx *ctx, const char *username, int version);
 
+/* The spend queue's auth_spends_granted_fn (user = the auth_ctx): publishes one commit's
+ * grants as one "usage.access" event. */
+void auth_publish_grants(void *user, struct auth_spend *const *granted, int n);
+
 /* The columns auth_otp_from_row() reads, in its order. */
 #define AUTH_OTP_COLUMNS                                                                   \
     "id, code_enc, max_uses, used_count, is_active,"                                       \

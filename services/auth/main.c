@@ -188,7 +188,7 @@ int main(int argc, char **argv)
         vap_error(NULL, "cannot create database pool");
         return 1;
     }
-    if (auth_spend_queue_create(&ctx.spends, ctx.db) != 0)
+    if (auth_spend_queue_create(&ctx.spends, ctx.db, auth_publish_grants, &ctx) != 0)
         return 1;
     rv = vap_migrate_pool(ctx.db, "auth", auth_migrations_files, 60);
     if (rv == 0)

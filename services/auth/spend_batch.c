@@ -73,16 +73,21 @@ struct auth_spend_queue {
     pthread_mutex_t lock;
     struct auth_spend *head, *tail; /* queued, oldest first */
     int leading;                     /* a batch is running */
+    auth_spends_granted_fn on_granted;
+    void *user;
     struct vap_counter *batches;     /* statements run for batches of two or more */
     struct vap_counter *batched;     /* spends decided by those */
 };
 
-int auth_spend_queue_create(struct auth_spend_queue **out, struct vap_db_pool *db)
+int auth_spend_queue_create(struct auth_spend_queue **out, struct vap_db_pool *db,
+                            auth_spends_granted_fn on_granted, void *user)
 {
     struct auth_spend_queue *q = calloc(1, sizeof(*q));
     if (!q)
         return VAP_ENOMEM;
     q->db = db;
+    q->on_granted = on_granted;
+    q->user = user;
     pthread_mutex_init(&q->lock, NULL);
     q->batches = vap_counter("vap_auth_spend_batches_total",
                              "Access spends run together as one statement and commit", "");
@@ -108,6 +113,12 @@ static void take_row(struct auth_spend *s, PGresult *res, int row)
     snprintf(s->grant_id, sizeof(s->grant_id), "%s", PQgetvalue(res, row, 2));
     s->seq = strtoll(PQgetvalue(res, row, 3), NULL, 10);
     s->at_ms = strtoll(PQgetvalue(res, row, 4), NULL, 10);
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    int64_t x = (*(struct auth_spend *const *)a)->seq, y = (*(struct auth_spend *const *)b)->seq;
+    return x < y ? -1 : x > y;
 }
 
 static void fail(struct auth_spend *s, int error)
@@ -170,10 +181,21 @@ static int spend_batch(PGconn *conn, struct auth_spend **batch, int n, int64_t d
     return 0;
 }
 
-/* Tells callers their outcomes. Each caller returns (and its auth_spend is gone) once
- * woken, so the leader must not touch a spend after this. */
+/* Tells callers their outcomes, after handing the granted ones to on_granted. Each
+ * caller returns (and its auth_spend is gone) once woken, so the leader must not touch a
+ * spend after this. */
 static void decided(struct auth_spend_queue *q, struct auth_spend *const *spends, int n)
 {
+    struct auth_spend *granted[AUTH_SPEND_BATCH_MAX];
+    int n_granted = 0;
+
+    for (int i = 0; i < n; i++)
+        if (spends[i]->outcome == AUTH_SPEND_GRANTED)
+            granted[n_granted++] = spends[i];
+    if (n_granted > 0 && q->on_granted) {
+        qsort(granted, (size_t)n_granted, sizeof(granted[0]), by_seq);
+        q->on_granted(q->user, granted, n_granted);
+    }
     pthread_mutex_lock(&q->lock);
     for (int i = 0; i < n; i++) {
         spends[i]->done = 1;

@@ -54,7 +54,15 @@ struct auth_spend {
 
 struct auth_spend_queue;
 
-int auth_spend_queue_create(struct auth_spend_queue **out, struct vap_db_pool *db);
+/*
+ * Called by the leader after each commit that granted spends, with those spends
+ * (granted[0..n), n >= 1, in seq order), before their callers are told: one commit's
+ * usage events are published as one message, not one per access.
+ */
+typedef void (*auth_spends_granted_fn)(void *user, struct auth_spend *const *granted, int n);
+
+int auth_spend_queue_create(struct auth_spend_queue **out, struct vap_db_pool *db,
+                            auth_spends_granted_fn on_granted, void *user);
 /* Only once no call is in progress. */
 void auth_spend_queue_destroy(struct auth_spend_queue *q);
 

@@ -33,6 +33,7 @@
 #include "events.pb-c.h"
 #include "json.h"
 #include "log.h"
+#include "prometheus.h"
 #include "pubsub.h"
 #include "usage.h"
 
@@ -88,6 +89,7 @@ struct usage_sync {
     struct hole saved_holes[HOLES_MAX]; /* apply(): the holes before a batch, put back if it fails */
     int overflowed; /* too many holes or dropped events: re-read from the cursor */
     char db_started[24]; /* the server's start (epoch µs) when the cursor was read */
+    struct vap_counter *live_messages, *live_events, *fetched_events;
 };
 
 static void on_event(void *user, const uint8_t *data, size_t len)
@@ -96,19 +98,24 @@ static void on_event(void *user, const uint8_t *data, size_t len)
     Vap__Event *ev = vap__event__unpack(NULL, len, data);
     if (!ev)
         return;
-    if (strcmp(ev->type, "usage.access") != 0 || !ev->usage) {
+    if (strcmp(ev->type, "usage.access") != 0 || ev->n_usages == 0) {
         vap__event__free_unpacked(ev, NULL);
         return;
     }
+    vap_counter_add(s->live_messages, 1);
+    vap_counter_add(s->live_events, ev->n_usages);
     pthread_mutex_lock(&s->lock);
-    if (s->n_pending < PENDING_MAX) {
-        /* Keep only the usage part; it is repacked nowhere, so detach it. */
-        s->pending[s->n_pending++] = ev->usage;
-        ev->usage = NULL;
-        pthread_cond_signal(&s->wake);
-    } else {
-        s->catchup_now = 1; /* dropped here, fetched from the outbox instead */
+    /* Keep only the usage parts; they are repacked nowhere, so detach them all. */
+    for (size_t i = 0; i < ev->n_usages; i++) {
+        if (s->n_pending < PENDING_MAX) {
+            s->pending[s->n_pending++] = ev->usages[i];
+        } else {
+            vap__usage_event__free_unpacked(ev->usages[i], NULL);
+            s->catchup_now = 1; /* dropped here, fetched from the outbox instead */
+        }
     }
+    ev->n_usages = 0;
+    pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
     vap__event__free_unpacked(ev, NULL);
 }
@@ -301,6 +308,7 @@ static int catch_up(struct usage_sync *s)
         return -1;
     }
     b = (const Vap__OutboxBatch *)res.reply;
+    vap_counter_add(s->fetched_events, b->n_events);
     rv = b->n_events ? apply(s, b->events, b->n_events) : 0;
     if (rv == 0) {
         /* The holes auth was just asked about and did not return are absent from now. */
@@ -399,6 +407,12 @@ int usage_sync_start(struct usage_ctx *ctx, const char *events_url)
     if (!s)
         return VAP_ENOMEM;
     s->ctx = ctx;
+    s->live_messages = vap_counter("vap_usage_live_messages_total",
+                                   "Usage messages received over pub/sub (one per auth commit)", "");
+    s->live_events = vap_counter("vap_usage_live_events_total",
+                                 "Usage events received over pub/sub", "");
+    s->fetched_events = vap_counter("vap_usage_fetched_events_total",
+                                    "Usage events read from auth's outbox (catch-up and holes)", "");
     s->pending = calloc(PENDING_MAX, sizeof(*s->pending));
     if (!s->pending) {
         free(s);

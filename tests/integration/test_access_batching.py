@@ -21,21 +21,33 @@ REQUESTS_PER_CODE = 30
 
 @pytest.fixture(scope="module")
 def bstack():
-    port = free_port()
-    for s in running_stack(0, {"METRICS_ADDR_AUTH": f"127.0.0.1:{port}"}):
+    port, usage_port = free_port(), free_port()
+    for s in running_stack(0, {"METRICS_ADDR_AUTH": f"127.0.0.1:{port}",
+                               "METRICS_ADDR_USAGE": f"127.0.0.1:{usage_port}"}):
         s.auth_metrics = f"http://127.0.0.1:{port}/metrics"
+        s.usage_metrics = f"http://127.0.0.1:{usage_port}/metrics"
         yield s
 
 
-def batch_counters(s):
-    with urllib.request.urlopen(s.auth_metrics, timeout=5) as r:
+def metric_values(url, *names):
+    with urllib.request.urlopen(url, timeout=5) as r:
         text = r.read().decode()
 
     def value(name):
         m = re.search(r"^" + name + r" (\S+)$", text, re.M)
         return float(m.group(1)) if m else 0.0
 
-    return value("vap_auth_spend_batches_total"), value("vap_auth_spends_batched_total")
+    return tuple(value(n) for n in names)
+
+
+def batch_counters(s):
+    return metric_values(s.auth_metrics, "vap_auth_spend_batches_total",
+                         "vap_auth_spends_batched_total")
+
+
+def live_counters(s):
+    return metric_values(s.usage_metrics, "vap_usage_live_messages_total",
+                         "vap_usage_live_events_total")
 
 
 def spend_all_at_once(s, tokens):
@@ -97,3 +109,25 @@ def test_concurrent_spends_are_batched_and_exact(bstack):
     status, after = call(s.url, "GET", "/api/agents/traffic", token=admin)
     assert {r["agent_type"]: r["total_accesses"] for r in after}["hospital"] == \
         total_before + granted_total
+
+
+def test_one_commits_usage_events_arrive_live_in_one_message(bstack):
+    """Each commit's usage events are published as one message (not one per access),
+    and vap-usage receives them live, not only from its once-a-second outbox read."""
+    s = bstack
+    admin = admin_token(s.url)
+    for attempt in range(3):
+        messages_before, events_before = live_counters(s)
+        otps = [new_otp(s.url, admin, 40) for _ in range(4)]
+        tokens = [otp_token(s.url, o["code"]) for o in otps]
+        results = spend_all_at_once(s, tokens)
+        granted = sum(1 for _, status, _ in results if status == 200)
+        assert granted == len(tokens) * REQUESTS_PER_CODE
+        for o in otps:
+            usage_rows(s.url, admin, o["id"], expect=REQUESTS_PER_CODE)
+        messages, events = live_counters(s)
+        # Loopback pub/sub under this load drops nothing; the outbox read would hide it.
+        assert events - events_before == granted, (events - events_before, granted)
+        if messages - messages_before < events - events_before:
+            return
+    pytest.fail(f"every usage message carried one event in 3 rounds ({messages}, {events})")
