@@ -1,11 +1,13 @@
 /*
- * Group commit for access spends (see spend_batch.h): a leader/follower queue and the
- * two statements that spend, one for a batch and one for a single spend.
+ * Group commit for access spends (see spend_batch.h): the queue, its batcher thread and
+ * the two statements that spend, one for a batch and one for a single spend.
  *
- * Leadership: a caller queues its spend; if no batch is running it leads: it takes the
- * queued spends in arrival order, runs them, marks each done and wakes its caller, then
- * wakes the oldest spend still queued so that it leads the next batch. Every caller
- * waits on its own condition variable, so a batch wakes exactly the callers it served.
+ * A caller queues its spend and waits on its own condition variable. The batcher takes
+ * the queued spends in arrival order, runs them, hands the granted ones to on_granted,
+ * marks each done and wakes its caller, and goes straight on with what queued meanwhile.
+ * A dedicated thread, not the first caller leading: handing the lead to a caller meant
+ * waking it first, behind the batch's just-woken callers on 2 cores; the batcher was
+ * 15% faster in paired runs and is simpler.
  */
 #include "spend_batch.h"
 
@@ -71,13 +73,18 @@
 struct auth_spend_queue {
     struct vap_db_pool *db;
     pthread_mutex_t lock;
+    pthread_cond_t work;             /* signalled when a spend is queued or on stop */
     struct auth_spend *head, *tail; /* queued, oldest first */
-    int leading;                     /* a batch is running */
+    int waiting;                     /* the batcher waits for work */
+    int stopping;
+    pthread_t batcher;
     auth_spends_granted_fn on_granted;
     void *user;
     struct vap_counter *batches;     /* statements run for batches of two or more */
     struct vap_counter *batched;     /* spends decided by those */
 };
+
+static void *batcher_main(void *arg);
 
 int auth_spend_queue_create(struct auth_spend_queue **out, struct vap_db_pool *db,
                             auth_spends_granted_fn on_granted, void *user)
@@ -89,10 +96,17 @@ int auth_spend_queue_create(struct auth_spend_queue **out, struct vap_db_pool *d
     q->on_granted = on_granted;
     q->user = user;
     pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->work, NULL);
     q->batches = vap_counter("vap_auth_spend_batches_total",
                              "Access spends run together as one statement and commit", "");
     q->batched = vap_counter("vap_auth_spends_batched_total",
                              "Access spends decided by those batches", "");
+    if (pthread_create(&q->batcher, NULL, batcher_main, q) != 0) {
+        pthread_cond_destroy(&q->work);
+        pthread_mutex_destroy(&q->lock);
+        free(q);
+        return VAP_ENOMEM;
+    }
     *out = q;
     return 0;
 }
@@ -101,6 +115,12 @@ void auth_spend_queue_destroy(struct auth_spend_queue *q)
 {
     if (!q)
         return;
+    pthread_mutex_lock(&q->lock);
+    q->stopping = 1;
+    pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&q->lock);
+    pthread_join(q->batcher, NULL);
+    pthread_cond_destroy(&q->work);
     pthread_mutex_destroy(&q->lock);
     free(q);
 }
@@ -182,8 +202,9 @@ static int spend_batch(PGconn *conn, struct auth_spend **batch, int n, int64_t d
 }
 
 /* Tells callers their outcomes, after handing the granted ones to on_granted. Each
- * caller returns (and its auth_spend is gone) once woken, so the leader must not touch a
- * spend after this. */
+ * caller returns (and its auth_spend is gone) once woken, so the batcher must not touch
+ * a spend after this. Woken under the queue's lock, they then take it one after another;
+ * waking each under a lock of its own, all at once, measured slower. */
 static void decided(struct auth_spend_queue *q, struct auth_spend *const *spends, int n)
 {
     struct auth_spend *granted[AUTH_SPEND_BATCH_MAX];
@@ -205,7 +226,7 @@ static void decided(struct auth_spend_queue *q, struct auth_spend *const *spends
 }
 
 /* Decides every spend of taken[0..n) and tells each caller as soon as its own outcome is
- * known (the leader's work, without the lock). */
+ * known (the batcher's work, without the lock). */
 static void run(struct auth_spend_queue *q, struct auth_spend *const *taken, int n)
 {
     struct auth_spend *batch[AUTH_SPEND_BATCH_MAX];
@@ -254,26 +275,23 @@ static void run(struct auth_spend_queue *q, struct auth_spend *const *taken, int
     vap_db_release(q->db, conn);
 }
 
-void auth_spend_batched(struct auth_spend_queue *q, struct auth_spend *s)
+/* The batcher: takes what is queued (up to AUTH_SPEND_BATCH_MAX, oldest first), decides
+ * it, and goes on at once with what queued meanwhile; it sleeps only when nothing is. */
+static void *batcher_main(void *arg)
 {
+    struct auth_spend_queue *q = arg;
     struct auth_spend *batch[AUTH_SPEND_BATCH_MAX];
 
-    s->done = 0;
-    s->next = NULL;
-    pthread_cond_init(&s->wake, NULL);
     pthread_mutex_lock(&q->lock);
-    if (q->tail)
-        q->tail->next = s;
-    else
-        q->head = s;
-    q->tail = s;
-    while (!s->done) {
+    for (;;) {
         int n = 0;
-        if (q->leading) {
-            pthread_cond_wait(&s->wake, &q->lock);
-            continue;
+        while (!q->head && !q->stopping) {
+            q->waiting = 1;
+            pthread_cond_wait(&q->work, &q->lock);
+            q->waiting = 0;
         }
-        q->leading = 1;
+        if (!q->head) /* stopping, and every queued spend decided */
+            break;
         while (q->head && n < AUTH_SPEND_BATCH_MAX) {
             batch[n++] = q->head;
             q->head = q->head->next;
@@ -283,10 +301,26 @@ void auth_spend_batched(struct auth_spend_queue *q, struct auth_spend *s)
         pthread_mutex_unlock(&q->lock);
         run(q, batch, n); /* every spend of batch is done (and may be gone) after it */
         pthread_mutex_lock(&q->lock);
-        q->leading = 0;
-        if (q->head) /* the oldest waiting spend leads the next batch */
-            pthread_cond_signal(&q->head->wake);
     }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+void auth_spend_batched(struct auth_spend_queue *q, struct auth_spend *s)
+{
+    s->done = 0;
+    s->next = NULL;
+    pthread_cond_init(&s->wake, NULL);
+    pthread_mutex_lock(&q->lock);
+    if (q->tail)
+        q->tail->next = s;
+    else
+        q->head = s;
+    q->tail = s;
+    if (q->waiting)
+        pthread_cond_signal(&q->work);
+    while (!s->done)
+        pthread_cond_wait(&s->wake, &q->lock);
     pthread_mutex_unlock(&q->lock);
     pthread_cond_destroy(&s->wake);
 }

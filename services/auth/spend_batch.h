@@ -1,10 +1,9 @@
 /*
- * Group commit for access spends. Concurrent access calls queue their spend; the
- * first of them to find no batch running becomes the leader, takes every queued spend
- * (up to AUTH_SPEND_BATCH_MAX), runs them as one statement and one commit, and hands
- * each caller its own outcome. Under load this turns N statements and N commits (each a
- * WAL flush) into one; a lone call runs as a batch of one, with the single-spend
- * statement and no waiting. A batch that fails on a conflict (a resent request whose key
+ * Group commit for access spends. Concurrent access calls queue their spend; one
+ * batcher thread takes every queued spend (up to AUTH_SPEND_BATCH_MAX), runs them as one
+ * statement and one commit, and hands each caller its own outcome, then takes what
+ * queued meanwhile. Under load this turns N statements and N commits (each a WAL flush)
+ * into one; a lone call runs as a batch of one, with the single-spend statement. A batch that fails on a conflict (a resent request whose key
  * is already being granted) or on the deadline of one of its members is run again one
  * spend at a time, each with its own deadline.
  *
@@ -55,7 +54,7 @@ struct auth_spend {
 struct auth_spend_queue;
 
 /*
- * Called by the leader after each commit that granted spends, with those spends
+ * Called by the batcher after each commit that granted spends, with those spends
  * (granted[0..n), n >= 1, in seq order), before their callers are told: one commit's
  * usage events are published as one message, not one per access.
  */
@@ -63,12 +62,12 @@ typedef void (*auth_spends_granted_fn)(void *user, struct auth_spend *const *gra
 
 int auth_spend_queue_create(struct auth_spend_queue **out, struct vap_db_pool *db,
                             auth_spends_granted_fn on_granted, void *user);
-/* Only once no call is in progress. */
+/* Only once no call is in progress: stops the batcher thread. */
 void auth_spend_queue_destroy(struct auth_spend_queue *q);
 
 /*
  * Queues s and blocks until a batch has decided it (s->outcome). A waiting caller holds
- * no database connection; the leader holds one for its batch.
+ * no database connection; the batcher holds one for each batch.
  */
 void auth_spend_batched(struct auth_spend_queue *q, struct auth_spend *s);
 
