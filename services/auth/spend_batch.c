@@ -82,6 +82,7 @@ struct auth_spend_queue {
     void *user;
     struct vap_counter *batches;     /* statements run for batches of two or more */
     struct vap_counter *batched;     /* spends decided by those */
+    struct vap_counter *reruns;      /* batches rerun one spend at a time */
 };
 
 static void *batcher_main(void *arg);
@@ -101,6 +102,9 @@ int auth_spend_queue_create(struct auth_spend_queue **out, struct vap_db_pool *d
                              "Access spends run together as one statement and commit", "");
     q->batched = vap_counter("vap_auth_spends_batched_total",
                              "Access spends decided by those batches", "");
+    q->reruns = vap_counter("vap_auth_spend_batch_reruns_total",
+                            "Batches of two or more rerun one spend at a time (a key granted"
+                            " twice, or a member's deadline)", "");
     if (pthread_create(&q->batcher, NULL, batcher_main, q) != 0) {
         pthread_cond_destroy(&q->work);
         pthread_mutex_destroy(&q->lock);
@@ -263,6 +267,8 @@ static void run(struct auth_spend_queue *q, struct auth_spend *const *taken, int
          * caller told at once: a later spend may wait on a locked code up to its own
          * deadline, and an earlier one held back meanwhile would reach its client after
          * the gateway's deadline -- a use spent on a visitor told 503. */
+        if (live > 1)
+            vap_counter_add(q->reruns, 1);
         for (int i = 0; i < live; i++) {
             spend_one(conn, batch[i]);
             decided(q, &batch[i], 1);

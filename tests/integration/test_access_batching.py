@@ -4,15 +4,20 @@ than uses on most — must get exactly min(N, k) grants per code, each granted a
 different remaining count (every use handed out once), a 403 for each of the rest, the
 codes' used counts, the usage rows and the traffic total equal to the grants; and
 vap-auth's metrics must show that spends were really decided in batches of two or more
-(otherwise this test would only be checking the single spend again)."""
+(otherwise this test would only be checking the single spend again). The same holds
+when the gateway's connections to vap-auth break after a spend reached it, so that the
+same spend arrives twice (rpc_proxy.py)."""
 import collections
 import concurrent.futures
+import random
 import re
+import threading
 import urllib.request
 
 import pytest
 
-from stack import free_port, running_stack
+from rpc_proxy import RpcProxy
+from stack import free_port, own_stack, running_stack
 from test_agents import admin_token, call, new_otp, otp_token, usage_rows
 
 USES = (1, 3, 5, 8, 13, 40)
@@ -131,3 +136,53 @@ def test_one_commits_usage_events_arrive_live_in_one_message(bstack):
         if messages - messages_before < events - events_before:
             return
     pytest.fail(f"every usage message carried one event in 3 rounds ({messages}, {events})")
+
+
+def test_resent_spends_are_granted_once(tmp_path):
+    """The gateway resends a call whose connection broke (at-least-once). When the first
+    copy of a spend is still queued in vap-auth, both copies land in one batch; the
+    batch fails on the grant's unique key and is rerun one spend at a time: the first
+    copy spends, the second finds its grant and answers with it. Whichever way each
+    resend goes, every code must grant exactly min(N, k) and record as many uses."""
+    rng, lock = random.Random(7), threading.Lock()
+
+    def breaks(frame):  # a resend is never broken again (the proxy passes it on)
+        with lock:
+            return b"auth.access" in frame and rng.random() < 0.25
+
+    auth_port, metrics_port = free_port(), free_port()
+    proxy = RpcProxy(("127.0.0.1", auth_port), breaks)
+    env = {"AUTH_RPC_URL": f"tcp://127.0.0.1:{auth_port}",
+           "AUTH_RPC_URL_GATEWAY": f"tcp://127.0.0.1:{proxy.port}",
+           "METRICS_ADDR_AUTH": f"127.0.0.1:{metrics_port}"}
+    try:
+        with own_stack(extra_env=env) as s:
+            s.auth_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+            admin = admin_token(s.url)
+            (reruns_before,) = metric_values(s.auth_metrics, "vap_auth_spend_batch_reruns_total")
+            for attempt in range(4):  # until a resend met its first copy in one batch
+                otps = [new_otp(s.url, admin, uses) for uses in USES]
+                tokens = [otp_token(s.url, o["code"]) for o in otps]
+                results = spend_all_at_once(s, tokens)
+                by_code = collections.defaultdict(list)
+                for i, status, body in results:
+                    by_code[i].append((status, body))
+                status, listed = call(s.url, "GET", "/api/otps/?limit=100", token=admin)
+                assert status == 200
+                used = {o["id"]: o["used_count"] for o in listed}
+                for i, uses in enumerate(USES):
+                    granted = [b for st, b in by_code[i] if st == 200]
+                    refused = [(st, b) for st, b in by_code[i] if st != 200]
+                    assert len(granted) == min(REQUESTS_PER_CODE, uses), (uses, by_code[i])
+                    assert all(st == 403 for st, _ in refused), refused
+                    assert used[otps[i]["id"]] == len(granted), (uses, used[otps[i]["id"]])
+                    assert len(usage_rows(s.url, admin, otps[i]["id"], expect=len(granted))) \
+                        == len(granted)
+                (reruns,) = metric_values(s.auth_metrics, "vap_auth_spend_batch_reruns_total")
+                if reruns > reruns_before:
+                    break
+            assert proxy.broken > 0
+            assert reruns > reruns_before, \
+                f"no resend met its first copy in a batch in 4 rounds ({proxy.broken} broken)"
+    finally:
+        proxy.close()
