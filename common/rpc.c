@@ -1,20 +1,14 @@
 /*
- * protobuf-c request/reply (see rpc.h): the envelopes, the method table, deadlines and
- * metrics, over one of two transports chosen by the URL. tcp:// and ipc:// go over
- * plain stream sockets (rpc_stream.c: a pooled connection per call, a thread per
- * server connection). tls+tcp:// goes over nng req0/rep0 with mutual TLS (link.c):
- * each call uses its own nng context on a shared req0 socket; the server keeps many
- * rep0 contexts receiving (the intake: their callbacks only timestamp a request and
- * queue it) and a fixed set of worker threads that serve the queue. Either way a
+ * protobuf-c request/reply (see rpc.h): the envelopes, the method table, deadlines,
+ * admission and metrics, over one of two transports chosen by the URL: tcp:// and ipc://
+ * over plain stream sockets (rpc_stream.h: a pooled connection per call, a thread per
+ * server connection), tls+tcp:// over nng req0/rep0 with mutual TLS (rpc_nng.h: a
+ * context per call; an intake queue and worker threads on the server). Either way a
  * request's deadline runs from its arrival, so waiting to be served counts against its
  * caller's budget.
  */
 #include "rpc.h"
 
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/rep.h>
-#include <nng/protocol/reqrep0/req.h>
-#include <nng/supplemental/util/platform.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -26,58 +20,20 @@
 
 #include "clock.h"
 #include "err.h"
-#include "link.h"
 #include "log.h"
 #include "prometheus.h"
 #include "rpc.pb-c.h"
+#include "rpc_nng.h"
 #include "rpc_stream.h"
 
-/* Largest message either side accepts; OTP lists of 1000 entries fit easily. */
-#define RPC_MAX_MSG (4 * 1024 * 1024)
-
-/* How long a call waits for a connection to appear before answering "unavailable":
- * long enough to ride over a restart of the peer, short enough that a client sees 503
- * quickly when the peer is down. */
-#define RPC_CONNECT_GRACE_MS 1000
-
-/* Connections each client keeps to its server. nng's req0 sends one request at a time
- * on a connection (the next waits until the previous left), and rep0 likewise its
- * replies, so a single connection serialised every caller of a busy client (the
- * gateway's civetweb threads) behind it. Requests go to whichever is free. */
-#define RPC_CONNECTIONS 4
 /* nng server: workers added for the handlers that mostly wait (vap_rpc_method.waits),
  * which hold a worker while they wait (the stream transport just does not count them). */
 #define RPC_NNG_WAITING_WORKERS 64
 
 struct vap_rpc_client {
     struct vap_stream_client *stream; /* tcp://, ipc:// */
-    nng_socket sock;                  /* tls+tcp://, when stream is NULL */
-    atomic_int pipes;                 /* nng connections up right now */
+    struct vap_nng_client *nng;       /* tls+tcp:// */
 };
-
-static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
-{
-    struct vap_rpc_client *c = arg;
-    (void)pipe;
-    if (ev == NNG_PIPE_EV_ADD_POST)
-        atomic_fetch_add(&c->pipes, 1);
-    else if (ev == NNG_PIPE_EV_REM_POST)
-        atomic_fetch_sub(&c->pipes, 1);
-}
-
-/* Waits (polling) until a connection is up or the grace/deadline passes. */
-static int wait_connected(struct vap_rpc_client *c, int64_t deadline_ms)
-{
-    int64_t until = vap_now_ms() + RPC_CONNECT_GRACE_MS;
-    if (until > deadline_ms)
-        until = deadline_ms;
-    while (atomic_load(&c->pipes) <= 0) {
-        if (vap_now_ms() >= until)
-            return VAP_EUNAVAIL;
-        nng_msleep(10);
-    }
-    return 0;
-}
 
 int vap_rpc_client_open(struct vap_rpc_client **out, const char *url)
 {
@@ -95,26 +51,10 @@ int vap_rpc_client_open(struct vap_rpc_client **out, const char *url)
         *out = c;
         return 0;
     }
-    rv = nng_req0_open(&c->sock);
+    rv = vap_nng_client_open(&c->nng, url);
     if (rv != 0) {
         free(c);
-        return VAP_EINTERNAL;
-    }
-    nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_MSG);
-    nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe_event, c);
-    nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe_event, c);
-    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
-    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500);
-    /* Callers bound every call with a deadline; a resend timer shorter than that would
-     * only duplicate work. Resends still happen when a connection breaks. */
-    nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-    for (int i = 0; i < RPC_CONNECTIONS && rv == 0; i++)
-        rv = vap_link_dial(c->sock, url, NNG_FLAG_NONBLOCK);
-    if (rv != 0) {
-        vap_error(NULL, "rpc dial failed url=%s error=\"%s\"", url, nng_strerror(rv));
-        nng_close(c->sock);
-        free(c);
-        return VAP_EINVAL;
+        return rv;
     }
     *out = c;
     return 0;
@@ -124,10 +64,8 @@ void vap_rpc_client_close(struct vap_rpc_client *client)
 {
     if (!client)
         return;
-    if (client->stream)
-        vap_stream_client_close(client->stream);
-    else
-        nng_close(client->sock);
+    vap_stream_client_close(client->stream);
+    vap_nng_client_close(client->nng);
     free(client);
 }
 
@@ -137,30 +75,6 @@ void vap_rpc_result_clear(struct vap_rpc_result *res)
         protobuf_c_message_free_unpacked(res->reply, NULL);
         res->reply = NULL;
     }
-}
-
-/* Synchronous send/receive on a context with a timeout, on the caller's aio (nng 1.5
- * has no nng_ctx_sendmsg). On a failed send the caller still owns msg. Returns an nng
- * error. */
-static int ctx_send(nng_ctx ctx, nng_aio *aio, nng_msg *msg, nng_duration timeout)
-{
-    nng_aio_set_msg(aio, msg);
-    nng_aio_set_timeout(aio, timeout);
-    nng_ctx_send(ctx, aio);
-    nng_aio_wait(aio);
-    return nng_aio_result(aio);
-}
-
-static int ctx_recv(nng_ctx ctx, nng_aio *aio, nng_msg **msg, nng_duration timeout)
-{
-    int rv;
-    nng_aio_set_timeout(aio, timeout);
-    nng_ctx_recv(ctx, aio);
-    nng_aio_wait(aio);
-    rv = nng_aio_result(aio);
-    if (rv == 0)
-        *msg = nng_aio_get_msg(aio);
-    return rv;
 }
 
 /* Packs m into a malloc'd buffer. 0 or VAP_ENOMEM. */
@@ -174,56 +88,6 @@ static int pack_to_buf(const ProtobufCMessage *m, uint8_t **out, size_t *out_len
     *out = buf;
     *out_len = len;
     return 0;
-}
-
-/* One request/reply over nng (tls+tcp://): copies req into a message, sends it on a
- * context of its own, and copies the reply out. */
-static int nng_exchange(struct vap_rpc_client *client, const uint8_t *req, size_t len,
-                        int64_t deadline_ms, uint8_t **reply, size_t *reply_len)
-{
-    nng_msg *msg = NULL;
-    nng_aio *aio = NULL;
-    nng_ctx ctx;
-    int64_t left;
-    int nrv;
-
-    if (wait_connected(client, deadline_ms) != 0)
-        return VAP_EUNAVAIL;
-    left = vap_ms_left(deadline_ms);
-    if (left <= 0)
-        return VAP_ETIMEDOUT;
-    if (nng_msg_alloc(&msg, len) != 0)
-        return VAP_ENOMEM;
-    memcpy(nng_msg_body(msg), req, len);
-    if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
-        nng_msg_free(msg);
-        return VAP_ENOMEM;
-    }
-    nrv = nng_ctx_open(&ctx, client->sock);
-    if (nrv != 0) {
-        nng_msg_free(msg);
-        nng_aio_free(aio);
-        return VAP_EUNAVAIL;
-    }
-    nrv = ctx_send(ctx, aio, msg, (nng_duration)left);
-    if (nrv != 0) {
-        nng_msg_free(msg); /* ownership passes to nng only on success */
-        nng_ctx_close(ctx);
-        nng_aio_free(aio);
-        return nrv == NNG_ETIMEDOUT ? VAP_ETIMEDOUT : VAP_EUNAVAIL;
-    }
-    left = vap_ms_left(deadline_ms);
-    nrv = ctx_recv(ctx, aio, &msg, (nng_duration)(left > 0 ? left : 1));
-    nng_ctx_close(ctx);
-    nng_aio_free(aio);
-    if (nrv != 0)
-        return nrv == NNG_ETIMEDOUT ? VAP_ETIMEDOUT : VAP_EUNAVAIL;
-    *reply_len = nng_msg_len(msg);
-    *reply = malloc(*reply_len ? *reply_len : 1);
-    if (*reply)
-        memcpy(*reply, nng_msg_body(msg), *reply_len);
-    nng_msg_free(msg);
-    return *reply ? 0 : VAP_ENOMEM;
 }
 
 static int call(struct vap_rpc_client *client, const char *method, const char *request_id,
@@ -257,7 +121,7 @@ static int call(struct vap_rpc_client *client, const char *method, const char *r
         return rv;
     rv = client->stream
              ? vap_stream_call(client->stream, out, out_len, deadline_ms, &in, &in_len)
-             : nng_exchange(client, out, out_len, deadline_ms, &in, &in_len);
+             : vap_nng_call(client->nng, out, out_len, deadline_ms, &in, &in_len);
     free(out);
     if (rv != 0)
         return rv;
@@ -326,40 +190,20 @@ int vap_rpc_call(struct vap_rpc_client *client, const char *method, const char *
 
 /* ---- server ---- */
 
-/* Requests received and not yet answered, at most: beyond that nng stops reading
- * (requests then wait in the connection, unseen, but are far past any deadline). */
-#define RPC_INTAKE_SLOTS 512
-
-/* One rep0 context of the intake, and the request it holds while queued or served. */
-struct intake_slot {
-    struct vap_rpc_server *srv;
-    nng_ctx ctx;
-    nng_aio *aio; /* receives; its callback runs on an nng task thread */
-    nng_msg *msg;
-    int64_t received_ms;
-    struct intake_slot *next;
-};
-
 struct vap_rpc_server {
     struct vap_stream_server *stream; /* tcp://, ipc:// */
-    nng_socket sock;                  /* tls+tcp://, when stream is NULL */
+    struct vap_nng_server *nng;       /* tls+tcp:// */
     const struct vap_rpc_method *methods;
     struct vap_histogram **seconds; /* per method, in the table's order */
     struct vap_counter **errors;
-    struct vap_histogram *queued;   /* arrival to a worker taking it */
+    struct vap_histogram *queued;   /* arrival to being served */
     struct vap_counter *expired;    /* dropped: the budget ran out while queued */
     void *user;
-    int nthreads;
-    pthread_t *threads;
-    struct intake_slot *slots;
-    int nslots;
-    pthread_mutex_t lock;
-    pthread_cond_t ready;
-    struct intake_slot *head, *tail; /* received, oldest first */
-    atomic_int stopping;
     /* Stream transport: each connection has its own thread, so this bounds how many
      * requests are served at once (nthreads, as the nng workers do). */
+    int nthreads;
     atomic_int serving, waiting;
+    pthread_mutex_t lock;
     pthread_cond_t admitted; /* monotonic clock */
 };
 
@@ -517,124 +361,18 @@ static int serve_one(struct vap_rpc_server *srv, const uint8_t *in, size_t in_le
     return rv;
 }
 
-/* The stream transport's serve callback. */
-static int serve_stream(void *arg, const uint8_t *in, size_t len, int64_t received,
-                        uint8_t **out, size_t *out_len)
+/* Either transport's serve callback. */
+static int serve_request(void *arg, const uint8_t *in, size_t len, int64_t received,
+                         uint8_t **out, size_t *out_len)
 {
     return serve_one(arg, in, len, received, out, out_len);
 }
 
-/* A request arrived (or the socket closed): timestamp it and queue it for a worker. */
-static void intake_cb(void *arg)
-{
-    struct intake_slot *slot = arg;
-    struct vap_rpc_server *srv = slot->srv;
-    int rv = nng_aio_result(slot->aio);
-
-    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
-        return;
-    if (rv != 0) {
-        if (!atomic_load(&srv->stopping))
-            nng_ctx_recv(slot->ctx, slot->aio);
-        return;
-    }
-    slot->msg = nng_aio_get_msg(slot->aio);
-    slot->received_ms = vap_now_ms();
-    slot->next = NULL;
-    pthread_mutex_lock(&srv->lock);
-    if (srv->tail)
-        srv->tail->next = slot;
-    else
-        srv->head = slot;
-    srv->tail = slot;
-    pthread_cond_signal(&srv->ready);
-    pthread_mutex_unlock(&srv->lock);
-}
-
-/* Serves queued requests until stopping and none is left. */
-static void *server_thread(void *arg)
-{
-    struct vap_rpc_server *srv = arg;
-    nng_aio *aio = NULL;
-
-    if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
-        vap_error(NULL, "rpc server: cannot allocate an aio");
-        return NULL;
-    }
-    for (;;) {
-        struct intake_slot *slot;
-        nng_msg *out;
-        uint8_t *buf;
-        size_t len;
-
-        pthread_mutex_lock(&srv->lock);
-        while (!srv->head && !atomic_load(&srv->stopping))
-            pthread_cond_wait(&srv->ready, &srv->lock);
-        slot = srv->head;
-        if (slot) {
-            srv->head = slot->next;
-            if (!srv->head)
-                srv->tail = NULL;
-        }
-        pthread_mutex_unlock(&srv->lock);
-        if (!slot)
-            break;
-        out = NULL;
-        if (serve_one(srv, nng_msg_body(slot->msg), nng_msg_len(slot->msg),
-                      slot->received_ms, &buf, &len) == 0) {
-            if (nng_msg_alloc(&out, len) == 0)
-                memcpy(nng_msg_body(out), buf, len);
-            free(buf);
-        }
-        nng_msg_free(slot->msg);
-        slot->msg = NULL;
-        if (out && ctx_send(slot->ctx, aio, out, 1000) != 0)
-            nng_msg_free(out);
-        if (!atomic_load(&srv->stopping)) /* stopping: take no new request */
-            nng_ctx_recv(slot->ctx, slot->aio);
-    }
-    nng_aio_free(aio);
-    return NULL;
-}
-
-/* Frees what start_intake made; the socket must be closed first. */
-static void free_intake(struct vap_rpc_server *srv)
-{
-    for (int i = 0; i < srv->nslots; i++) {
-        nng_aio_free(srv->slots[i].aio); /* waits for a callback in progress */
-        if (srv->slots[i].msg)           /* received after the workers left */
-            nng_msg_free(srv->slots[i].msg);
-    }
-    free(srv->slots);
-    srv->slots = NULL;
-    srv->nslots = 0;
-}
-
-static int start_intake(struct vap_rpc_server *srv)
-{
-    srv->slots = calloc(RPC_INTAKE_SLOTS, sizeof(*srv->slots));
-    if (!srv->slots)
-        return VAP_ENOMEM;
-    for (int i = 0; i < RPC_INTAKE_SLOTS; i++) {
-        struct intake_slot *slot = &srv->slots[i];
-        slot->srv = srv;
-        if (nng_aio_alloc(&slot->aio, intake_cb, slot) != 0)
-            return VAP_ENOMEM;
-        srv->nslots++;
-        if (nng_ctx_open(&slot->ctx, srv->sock) != 0)
-            return VAP_EINTERNAL;
-        nng_ctx_recv(slot->ctx, slot->aio);
-    }
-    return 0;
-}
-
-/* Frees the server's memory (threads joined and socket closed, or never started). */
+/* Frees the server's memory (its transport stopped, or never started). */
 static void destroy(struct vap_rpc_server *srv)
 {
     pthread_mutex_destroy(&srv->lock);
-    pthread_cond_destroy(&srv->ready);
     pthread_cond_destroy(&srv->admitted);
-    free(srv->threads);
     free(srv->seconds); /* the series themselves live as long as the process */
     free(srv->errors);
     free(srv);
@@ -644,37 +382,32 @@ int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
                          const struct vap_rpc_method *methods, void *user, int nthreads)
 {
     struct vap_rpc_server *srv = calloc(1, sizeof(*srv));
+    pthread_condattr_t attr;
+    size_t n = 0;
     int rv;
 
     if (!srv)
         return VAP_ENOMEM;
     srv->methods = methods;
     srv->user = user;
-    if (!vap_stream_handles(url)) {
-        /* nng: a waiting handler holds one of the workers, so give them their own. */
-        for (size_t i = 0; methods[i].name; i++)
-            if (methods[i].waits) {
-                nthreads += RPC_NNG_WAITING_WORKERS;
-                break;
-            }
+    srv->nthreads = nthreads;
+    while (methods[n].name)
+        n++;
+    srv->seconds = calloc(n + 1, sizeof(*srv->seconds));
+    srv->errors = calloc(n + 1, sizeof(*srv->errors));
+    if (!srv->seconds || !srv->errors) {
+        free(srv->seconds);
+        free(srv->errors);
+        free(srv);
+        return VAP_ENOMEM;
     }
-    srv->threads = calloc((size_t)nthreads, sizeof(pthread_t));
-    {
-        size_t n = 0;
-        while (methods[n].name)
-            n++;
-        srv->seconds = calloc(n + 1, sizeof(*srv->seconds));
-        srv->errors = calloc(n + 1, sizeof(*srv->errors));
-        for (size_t i = 0; srv->seconds && srv->errors && i < n; i++) {
-            char labels[96];
-            snprintf(labels, sizeof(labels), "method=\"%s\"", methods[i].name);
-            srv->seconds[i] = vap_histogram("vap_rpc_server_seconds",
-                                            "Requests served to other services, by method.",
-                                            labels);
-            srv->errors[i] = vap_counter("vap_rpc_server_errors_total",
-                                         "Requests answered with a 5xx status, by method.",
-                                         labels);
-        }
+    for (size_t i = 0; i < n; i++) {
+        char labels[96];
+        snprintf(labels, sizeof(labels), "method=\"%s\"", methods[i].name);
+        srv->seconds[i] = vap_histogram("vap_rpc_server_seconds",
+                                        "Requests served to other services, by method.", labels);
+        srv->errors[i] = vap_counter("vap_rpc_server_errors_total",
+                                     "Requests answered with a 5xx status, by method.", labels);
     }
     srv->queued = vap_histogram("vap_rpc_server_queued_seconds",
                                 "Time requests waited for a free worker thread.", "");
@@ -682,54 +415,25 @@ int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
                                "Requests dropped unserved: the caller's deadline passed while"
                                " they waited for a worker.",
                                "");
-    if (!srv->threads || !srv->seconds || !srv->errors) {
-        free(srv->threads);
-        free(srv->seconds);
-        free(srv->errors);
-        free(srv);
-        return VAP_ENOMEM;
-    }
     pthread_mutex_init(&srv->lock, NULL);
-    pthread_cond_init(&srv->ready, NULL);
-    {
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&srv->admitted, &attr);
-        pthread_condattr_destroy(&attr);
-    }
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->admitted, &attr);
+    pthread_condattr_destroy(&attr);
     if (vap_stream_handles(url)) {
-        srv->nthreads = nthreads;
-        rv = vap_stream_server_start(&srv->stream, url, serve_stream, srv);
-        if (rv != 0) {
-            destroy(srv);
-            return rv;
-        }
-        *out = srv;
-        return 0;
-    }
-    rv = nng_rep0_open(&srv->sock);
-    if (rv == 0) {
-        nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_MSG);
-        rv = vap_link_listen(srv->sock, url, NULL);
-        if (rv != 0)
-            nng_close(srv->sock);
+        rv = vap_stream_server_start(&srv->stream, url, serve_request, srv);
+    } else {
+        /* nng: a waiting handler holds one of the workers, so give them their own. */
+        for (size_t i = 0; i < n; i++)
+            if (methods[i].waits) {
+                nthreads += RPC_NNG_WAITING_WORKERS;
+                break;
+            }
+        rv = vap_nng_server_start(&srv->nng, url, nthreads, serve_request, srv);
     }
     if (rv != 0) {
-        vap_error(NULL, "rpc listen failed url=%s error=\"%s\"", url, nng_strerror(rv));
         destroy(srv);
-        return VAP_EUNAVAIL;
-    }
-    for (int i = 0; i < nthreads; i++) {
-        if (pthread_create(&srv->threads[i], NULL, server_thread, srv) != 0)
-            break;
-        srv->nthreads++;
-    }
-    rv = start_intake(srv);
-    if (rv != 0 || srv->nthreads == 0) {
-        vap_error(NULL, "rpc server: cannot start url=%s threads=%d", url, srv->nthreads);
-        vap_rpc_server_stop(srv);
-        return rv != 0 ? rv : VAP_EINTERNAL;
+        return rv;
     }
     *out = srv;
     return 0;
@@ -739,19 +443,9 @@ void vap_rpc_server_stop(struct vap_rpc_server *srv)
 {
     if (!srv)
         return;
-    if (srv->stream) {
+    if (srv->stream)
         vap_stream_server_stop(srv->stream);
-        destroy(srv);
-        return;
-    }
-    /* Workers answer every request already received, then leave; no new one is taken. */
-    pthread_mutex_lock(&srv->lock);
-    atomic_store(&srv->stopping, 1);
-    pthread_cond_broadcast(&srv->ready);
-    pthread_mutex_unlock(&srv->lock);
-    for (int i = 0; i < srv->nthreads; i++)
-        pthread_join(srv->threads[i], NULL);
-    nng_close(srv->sock);
-    free_intake(srv);
+    else
+        vap_nng_server_stop(srv->nng);
     destroy(srv);
 }

@@ -13,7 +13,8 @@
  * fields) survive pack -> unpack -> pack unchanged.
  *
  * common/rpc.c is compiled into this target (#include below) because serve_one is
- * static; the library's copy of rpc.o is then not linked.
+ * static; the library's copy of rpc.o is then not linked (its transports, rpc_stream.o
+ * and rpc_nng.o, are).
  */
 #include "fuzz.h"
 
