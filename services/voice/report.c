@@ -40,6 +40,7 @@ struct voice_reporter {
     struct report_item *head, *tail;
     size_t len;
     bool stopping;
+    bool failing; /* the last send failed: vap-usage is unreachable or failing */
     int spool_fd; /* -1: no spool (the directory could not be written) */
     bool spool_only; /* a record is in the spool but not in memory: never empty it */
     char spool_path[512];
@@ -225,6 +226,7 @@ static void *report_main(void *arg)
             struct timespec ts;
             bool stop;
             pthread_mutex_lock(&r->lock);
+            r->failing = true;
             stop = r->stopping;
             pthread_mutex_unlock(&r->lock);
             if (stop) {
@@ -239,6 +241,7 @@ static void *report_main(void *arg)
         }
         backoff_ms = 100;
         pthread_mutex_lock(&r->lock);
+        r->failing = false;
         r->head = it->next;
         if (!r->head)
             r->tail = NULL;
@@ -272,7 +275,9 @@ int voice_reporter_start(struct voice_worker *w)
     return 0;
 }
 
-/* Lets queued records go out for up to 5 s, then stops. */
+/* Lets queued records go out for up to 5 s while vap-usage takes them, then stops. With
+ * vap-usage failing it stops at once when a spool holds the records (the next worker
+ * to start on this host takes them over); without a spool it still waits the 5 s. */
 void voice_reporter_stop(struct voice_worker *w)
 {
     struct voice_reporter *r = w->reporter;
@@ -282,10 +287,12 @@ void voice_reporter_stop(struct voice_worker *w)
         return;
     for (;;) {
         size_t left;
+        bool give_up;
         pthread_mutex_lock(&r->lock);
         left = r->len;
+        give_up = r->failing && r->spool_fd >= 0;
         pthread_mutex_unlock(&r->lock);
-        if (!left || vap_now_ms() > until)
+        if (!left || give_up || vap_now_ms() > until)
             break;
         {
             struct timespec ts = {0, 20000000L};
