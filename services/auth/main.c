@@ -217,8 +217,8 @@ int main(int argc, char **argv)
     vap_info(NULL, "vap-auth stopping: finishing requests in progress");
     vap_rpc_server_stop(server);
     vap_metrics_stop();
+    auth_spend_queue_destroy(ctx.spends); /* its batcher publishes */
     vap_pub_close(ctx.events);
-    auth_spend_queue_destroy(ctx.spends);
     vap_db_pool_destroy(ctx.db);
     auth_throttle_destroy(ctx.throttle_addr);
     auth_throttle_destroy(ctx.throttle_net);
