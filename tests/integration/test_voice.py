@@ -370,54 +370,22 @@ def test_a_second_sigterm_to_the_supervisor_stops_a_draining_worker_now():
         assert took < 15, f"the worker took {took:.1f} s to stop after the second SIGTERM"
 
 
-def test_a_stopping_worker_leaves_undeliverable_records_in_its_spool_at_once():
-    """vap-usage is frozen when a session ends, so its record cannot be delivered. A
-    SIGTERM then stops the worker without waiting the 5 s it gives a reachable vap-usage
-    to take the queue: the record is in the spool, and the restarted worker delivers it
-    once vap-usage is back."""
-    with own_stack(voice_workers=1) as s:
-        admin = admin_token(s.url)
-        c, started, _, _ = open_session(s, "hospital")
-        old_pid = s.pid("voice1")
-        os.kill(s.pid("usage"), signal.SIGSTOP)
-        try:
-            c.send_event(type="end")
-            c.wait_type("session.ended")
-            time.sleep(4)  # one delivery has timed out (3 s)
-            stop = time.monotonic()
-            s.kill("voice1", signal.SIGTERM)
-            exited = f'"child":"voice1","pid":{old_pid},"status":"exit 0"'
-            while exited not in open(os.path.join(s.dir, "supervisor.log")).read():
-                assert time.monotonic() - stop < 10, "the worker did not stop"
-                time.sleep(0.05)
-            took = time.monotonic() - stop
-        finally:
-            os.kill(s.pid("usage"), signal.SIGCONT)
-        assert re.search(r"exiting with [1-9]\d* session records not delivered",
-                         s.log_text("voice1"))
-        # 5 s or more when it waited for vap-usage; the drain itself takes well under 1 s
-        assert took < 3.5, f"the worker took {took:.1f} s to stop"
-        s.wait_voice_workers(1, timeout=120)
-        deadline = time.time() + 20
-        row = None
-        while time.time() < deadline and not (row and row["duration_seconds"] is not None):
-            _, rows = call(s.url, "GET", "/api/agents/usage?agent_type=hospital", token=admin)
-            row = next((r for r in rows if r["session_id"] == started["session_id"]), None)
-            time.sleep(0.3)
-        assert row and row["duration_seconds"] is not None, row
-
-
-@pytest.mark.parametrize("worker_id", [None, "voice-pod-0"])
-def test_session_records_survive_usage_down_and_the_worker_killed(worker_id):
+@pytest.mark.parametrize("worker_id,stop", [(None, signal.SIGKILL),
+                                             ("voice-pod-0", signal.SIGTERM)])
+def test_session_records_survive_usage_down_and_the_worker_stopped(worker_id, stop):
     """vap-usage is frozen (its RPCs time out) while a session starts and ends, and the
-    worker is killed before it could deliver the records: the restarted worker takes over
-    its spool and the records arrive once vap-usage is back. With a fixed worker id (a
-    Kubernetes pod restarting its container) the new process reopens the same spool and
-    must take its records over, not truncate them."""
+    worker stops before it could deliver the records: the restarted worker takes over
+    its spool and the records arrive once vap-usage is back. Killed (SIGKILL), with a
+    new worker id: another worker's spool is adopted. Stopped (SIGTERM), with a fixed
+    worker id (a Kubernetes pod restarting its container): the new process reopens the
+    same spool and must take its records over, not truncate them; and the stopping
+    worker, whose delivery already failed, must not wait the 5 s it gives a reachable
+    vap-usage to take the queue (the records are in the spool)."""
     env = {"VOICE_WORKER_ID": worker_id} if worker_id else {}
     with own_stack(voice_workers=1, extra_env=env) as s:
         admin = admin_token(s.url)
         c, started, _, _ = open_session(s, "hospital")
+        old_pid = s.pid("voice1")
         os.kill(s.pid("usage"), signal.SIGSTOP)
         try:
             c.send_event(type="input_text", text="What are the visiting hours?")
@@ -425,10 +393,22 @@ def test_session_records_survive_usage_down_and_the_worker_killed(worker_id):
                          e["turn_id"] == 1)
             c.send_event(type="end")
             c.wait_type("session.ended")
-            time.sleep(0.5)
-            s.kill("voice1")
+            time.sleep(0.5 if stop == signal.SIGKILL else 4)  # 4 s: a delivery timed out
+            t0 = time.monotonic()
+            s.kill("voice1", stop)
+            if stop == signal.SIGTERM:
+                exited = f'"child":"voice1","pid":{old_pid},"status":"exit 0"'
+                while exited not in open(os.path.join(s.dir, "supervisor.log")).read():
+                    assert time.monotonic() - t0 < 10, "the worker did not stop"
+                    time.sleep(0.05)
+                took = time.monotonic() - t0
         finally:
             os.kill(s.pid("usage"), signal.SIGCONT)
+        if stop == signal.SIGTERM:
+            assert re.search(r"exiting with [1-9]\d* session records not delivered",
+                             s.log_text("voice1"))
+            # 5 s or more when it waited for vap-usage; the drain takes well under 1 s
+            assert took < 3.5, f"the worker took {took:.1f} s to stop"
         s.wait_voice_workers(1, timeout=120)
         deadline = time.time() + 20
         row = None
