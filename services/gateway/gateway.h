@@ -44,6 +44,7 @@ struct gw_config {
     long voice_max_per_token;
     long voice_client_queue_bytes;
     long voice_max_streams; /* 0: GW_THREADS less a reserve for REST */
+    long voice_ping_ms;     /* an idle voice WebSocket is pinged after this */
 };
 
 struct gw_ctx {

@@ -69,6 +69,8 @@ static const struct vap_config_item config_table[] = {
      "bytes queued for a voice client that is not reading before it is dropped (1008)"},
     {"GW_VOICE_MAX_STREAMS", VAP_CONFIG_INT, "0", 0, 4096, 0, &gw.cfg.voice_max_streams,
      "open voice WebSockets at most (1013 beyond); 0 = GW_THREADS less 1/8 kept for REST"},
+    {"GW_VOICE_PING_MS", VAP_CONFIG_INT, "30000", 1000, 600000, 0, &gw.cfg.voice_ping_ms,
+     "a voice WebSocket silent this long is pinged (not dropped)"},
 };
 #define N_CONFIG (sizeof(config_table) / sizeof(config_table[0]))
 
@@ -85,7 +87,7 @@ int main(int argc, char **argv)
     struct mg_context *mg;
     const struct gw_metric_route *metric_routes;
     enum vap_log_level level = VAP_LOG_INFO;
-    char err[256], ports[96], threads[16];
+    char err[256], ports[96], threads[16], ping_ms[16];
     int n_metric_routes;
 
     vap_signals_block();
@@ -150,6 +152,7 @@ int main(int argc, char **argv)
         return 1;
     snprintf(ports, sizeof(ports), "%s:%ld", gw.cfg.bind_addr, gw.cfg.port);
     snprintf(threads, sizeof(threads), "%ld", gw.cfg.threads);
+    snprintf(ping_ms, sizeof(ping_ms), "%ld", gw.cfg.voice_ping_ms);
     const char *options[] = {
         "listening_ports", ports,
         "num_threads", threads,
@@ -164,8 +167,8 @@ int main(int argc, char **argv)
         /* Paths stay percent-encoded: a decoded %00 would cut "/api/otps/2%00x" short. */
         "decode_url", "no",
         "static_file_cache_control", "no-cache",
-        /* Voice streams: an idle client is pinged after 30 s instead of dropped. */
-        "websocket_timeout_ms", "30000",
+        /* Voice streams: an idle client is pinged (GW_VOICE_PING_MS) instead of dropped. */
+        "websocket_timeout_ms", ping_ms,
         "enable_websocket_ping_pong", "yes",
         NULL,
     };
