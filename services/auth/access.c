@@ -3,9 +3,10 @@
  * and has uses left), the grant recorded and the usage event written into the outbox in
  * one statement, so N concurrent calls on k remaining uses grant exactly min(N, k), and
  * every grant has its event. Concurrent spends share one statement and commit
- * (spend_batch.c), and one published message carries that commit's usage events. The grant's idempotency key is unique: a resent RPC (nng resends
- * after a broken connection) finds the first grant instead of spending again. Also
- * serves vap-usage's outbox reads.
+ * (spend_batch.c), and one published message carries that commit's usage events. The
+ * grant's idempotency key is unique: a resent RPC (sent again after a broken
+ * connection) finds the first grant instead of spending again. Also serves vap-usage's
+ * outbox reads.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,7 +29,9 @@ void auth_publish_grants(void *user, struct auth_spend *const *granted, int n)
     Vap__Event ev = VAP__EVENT__INIT;
     Vap__UsageEvent u[AUTH_SPEND_BATCH_MAX], *up[AUTH_SPEND_BATCH_MAX];
 
-    for (int i = 0; i < n && i < AUTH_SPEND_BATCH_MAX; i++) {
+    if (n > AUTH_SPEND_BATCH_MAX) /* a batch is never larger */
+        n = AUTH_SPEND_BATCH_MAX;
+    for (int i = 0; i < n; i++) {
         vap__usage_event__init(&u[i]);
         u[i].seq = granted[i]->seq;
         u[i].type = "usage.access";
@@ -39,7 +42,7 @@ void auth_publish_grants(void *user, struct auth_spend *const *granted, int n)
         up[i] = &u[i];
     }
     ev.type = "usage.access";
-    ev.n_usages = (size_t)(n < AUTH_SPEND_BATCH_MAX ? n : AUTH_SPEND_BATCH_MAX);
+    ev.n_usages = (size_t)n;
     ev.usages = up;
     auth_publish_event(ctx, &ev);
 }

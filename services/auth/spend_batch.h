@@ -3,9 +3,10 @@
  * batcher thread takes every queued spend (up to AUTH_SPEND_BATCH_MAX), runs them as one
  * statement and one commit, and hands each caller its own outcome, then takes what
  * queued meanwhile. Under load this turns N statements and N commits (each a WAL flush)
- * into one; a lone call runs as a batch of one, with the single-spend statement. A batch that fails on a conflict (a resent request whose key
- * is already being granted) or on the deadline of one of its members is run again one
- * spend at a time, each with its own deadline.
+ * into one; a lone call runs as a batch of one, with the single-spend statement. A batch
+ * that fails on a conflict (a resent request whose key is already being granted) or on
+ * the deadline of one of its members is run again one spend at a time, each with its own
+ * deadline.
  *
  * The statement keeps the guarantee of the single spend: on k remaining uses, N
  * concurrent requests for one code are granted exactly min(N, k), in arrival order,

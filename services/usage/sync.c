@@ -408,11 +408,13 @@ int usage_sync_start(struct usage_ctx *ctx, const char *events_url)
         return VAP_ENOMEM;
     s->ctx = ctx;
     s->live_messages = vap_counter("vap_usage_live_messages_total",
-                                   "Usage messages received over pub/sub (one per auth commit)", "");
+                                   "Usage messages received over pub/sub (one per auth commit)",
+                                   "");
     s->live_events = vap_counter("vap_usage_live_events_total",
                                  "Usage events received over pub/sub", "");
     s->fetched_events = vap_counter("vap_usage_fetched_events_total",
-                                    "Usage events read from auth's outbox (catch-up and holes)", "");
+                                    "Usage events read from auth's outbox (catch-up and holes)",
+                                    "");
     s->pending = calloc(PENDING_MAX, sizeof(*s->pending));
     if (!s->pending) {
         free(s);
