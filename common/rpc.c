@@ -288,11 +288,13 @@ static void release(struct vap_rpc_server *srv)
     }
 }
 
-/* Decodes one request, runs its handler and packs the reply into *out (malloc'd).
- * Returns 0 to answer, nonzero to drop it unanswered. */
-static int serve_one(struct vap_rpc_server *srv, const uint8_t *in, size_t in_len,
-                     int64_t received, uint8_t **out_buf, size_t *out_len)
+/* Either transport's serve callback (arg: the vap_rpc_server): decodes one request,
+ * runs its handler and packs the reply into *out (malloc'd). Returns 0 to answer,
+ * nonzero to drop it unanswered. */
+static int serve_one(void *arg, const uint8_t *in, size_t in_len, int64_t received,
+                     uint8_t **out_buf, size_t *out_len)
 {
+    struct vap_rpc_server *srv = arg;
     Vap__RpcRequest *env = vap__rpc_request__unpack(NULL, in_len, in);
     Vap__RpcReply out = VAP__RPC_REPLY__INIT;
     struct vap_rpc_response resp;
@@ -361,13 +363,6 @@ static int serve_one(struct vap_rpc_server *srv, const uint8_t *in, size_t in_le
     return rv;
 }
 
-/* Either transport's serve callback. */
-static int serve_request(void *arg, const uint8_t *in, size_t len, int64_t received,
-                         uint8_t **out, size_t *out_len)
-{
-    return serve_one(arg, in, len, received, out, out_len);
-}
-
 /* Frees the server's memory (its transport stopped, or never started). */
 static void destroy(struct vap_rpc_server *srv)
 {
@@ -421,7 +416,7 @@ int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
     pthread_cond_init(&srv->admitted, &attr);
     pthread_condattr_destroy(&attr);
     if (vap_stream_handles(url)) {
-        rv = vap_stream_server_start(&srv->stream, url, serve_request, srv);
+        rv = vap_stream_server_start(&srv->stream, url, serve_one, srv);
     } else {
         /* nng: a waiting handler holds one of the workers, so give them their own. */
         for (size_t i = 0; i < n; i++)
@@ -429,7 +424,7 @@ int vap_rpc_server_start(struct vap_rpc_server **out, const char *url,
                 nthreads += RPC_NNG_WAITING_WORKERS;
                 break;
             }
-        rv = vap_nng_server_start(&srv->nng, url, nthreads, serve_request, srv);
+        rv = vap_nng_server_start(&srv->nng, url, nthreads, serve_one, srv);
     }
     if (rv != 0) {
         destroy(srv);
