@@ -69,6 +69,17 @@ def spend_all_at_once(s, tokens):
         return list(pool.map(access, jobs))
 
 
+def answers_by_code(results):
+    """spend_all_at_once's results as {code index: (granted bodies, [(status, body)]
+    of the rest)}."""
+    by_code = collections.defaultdict(list)
+    for i, status, body in results:
+        by_code[i].append((status, body))
+    return {i: ([b for st, b in answers if st == 200],
+                [(st, b) for st, b in answers if st != 200])
+            for i, answers in by_code.items()}
+
+
 def test_concurrent_spends_are_batched_and_exact(bstack):
     s = bstack
     admin = admin_token(s.url)
@@ -82,15 +93,10 @@ def test_concurrent_spends_are_batched_and_exact(bstack):
     for attempt in range(3):  # a round whose requests never met in auth proves nothing
         otps = [new_otp(s.url, admin, uses) for uses in USES]
         tokens = [otp_token(s.url, o["code"]) for o in otps]
-        results = spend_all_at_once(s, tokens)
-        by_code = collections.defaultdict(list)
-        for i, status, body in results:
-            by_code[i].append((status, body))
+        by_code = answers_by_code(spend_all_at_once(s, tokens))
         for i, uses in enumerate(USES):
-            answers = by_code[i]
-            granted = [b for st, b in answers if st == 200]
-            refused = [(st, b) for st, b in answers if st != 200]
-            assert len(granted) == min(REQUESTS_PER_CODE, uses), (uses, answers)
+            granted, refused = by_code[i]
+            assert len(granted) == min(REQUESTS_PER_CODE, uses), (uses, by_code[i])
             assert all(st == 403 and b["detail"] == "OTP has no remaining uses"
                        for st, b in refused), refused
             # Every use handed out once: the remaining counts are uses-1 .. uses-granted.
@@ -163,16 +169,12 @@ def test_resent_spends_are_granted_once(tmp_path):
             for attempt in range(4):  # until a resend met its first copy in one batch
                 otps = [new_otp(s.url, admin, uses) for uses in USES]
                 tokens = [otp_token(s.url, o["code"]) for o in otps]
-                results = spend_all_at_once(s, tokens)
-                by_code = collections.defaultdict(list)
-                for i, status, body in results:
-                    by_code[i].append((status, body))
+                by_code = answers_by_code(spend_all_at_once(s, tokens))
                 status, listed = call(s.url, "GET", "/api/otps/?limit=100", token=admin)
                 assert status == 200
                 used = {o["id"]: o["used_count"] for o in listed}
                 for i, uses in enumerate(USES):
-                    granted = [b for st, b in by_code[i] if st == 200]
-                    refused = [(st, b) for st, b in by_code[i] if st != 200]
+                    granted, refused = by_code[i]
                     assert len(granted) == min(REQUESTS_PER_CODE, uses), (uses, by_code[i])
                     assert all(st == 403 for st, _ in refused), refused
                     assert used[otps[i]["id"]] == len(granted), (uses, used[otps[i]["id"]])
